@@ -1,0 +1,39 @@
+"""Methods by name.  Each is one training-loop function ``loop(config, ctx)`` with a validated
+config dataclass; the same function runs in-process and as a Ray Train worker."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Dict
+
+from bdray.config import Config
+from bdray.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    config_cls: type
+    loop: Callable[[Config, Any], Dict[str, Any]]
+
+    def make_config(self, values: Dict[str, Any] | Config | None = None) -> Config:
+        if isinstance(values, self.config_cls):
+            return values
+        return self.config_cls.from_dict(values or {})
+
+
+METHODS: Registry = Registry("method")
+
+
+def _register_builtin() -> None:
+    from bdray.methods.backdoor import BackdoorConfig, train_backdoor
+    from bdray.methods.dhbe import DHBEConfig, train_dhbe
+
+    METHODS.register("backdoor", MethodSpec("backdoor", BackdoorConfig, train_backdoor))
+    METHODS.register("dhbe", MethodSpec("dhbe", DHBEConfig, train_dhbe))
+
+
+def get_method(name: str) -> MethodSpec:
+    return METHODS.get(name, field="method")
+
+
+_register_builtin()

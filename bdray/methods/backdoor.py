@@ -1,0 +1,116 @@
+"""``backdoor``: train a model on a poisoned training set (poison_rate 0 = clean training).
+
+The trained model is the *attack artifact* every defense starts from (see ``bdray.artifacts``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Dict, Optional
+
+import torch
+import torch.nn.functional as F
+
+from bdray.attacks import build_trigger, poison_split
+from bdray.config import (Config, check_choice, check_non_negative, check_number, check_positive,
+                          check_positive_int, check_rate)
+from bdray.data import augment, iterate_batches, load_dataset, to_float
+from bdray.methods.common import cosine_lr_factor, seed_everything, set_lr, validate_threat
+from bdray.metrics import evaluate_backdoor
+from bdray.models import create_model
+from bdray.runtime.context import RunContext, unwrap
+
+
+@dataclasses.dataclass
+class BackdoorConfig(Config):
+    """A model trained on poisoned data.  Defaults suit the embedded ``digits`` data on a CPU."""
+
+    dataset: str = "digits"
+    data_root: Optional[str] = None
+    download: bool = False
+    model: str = "small_cnn"
+    attack: str = "badnets"
+    attack_params: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    poison_rate: float = 0.1
+    target_class: int = 0
+    label_mode: str = "auto"  # "dirty", "clean", or "auto" (the attack's own kind)
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    crop_padding: int = 2     # random-crop augmentation (0 = off); flips follow the dataset
+    seed: int = 0
+
+    def validate(self) -> None:
+        validate_threat(self.dataset, self.model, self.attack, self.attack_params, self.target_class)
+        check_rate("poison_rate", self.poison_rate)
+        check_choice("label_mode", self.label_mode, ("auto", "dirty", "clean"))
+        check_positive_int("epochs", self.epochs)
+        check_positive_int("batch_size", self.batch_size)
+        check_positive("lr", self.lr)
+        check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        check_non_negative("weight_decay", self.weight_decay)
+        check_number("crop_padding", self.crop_padding, low=0, integer=True)
+        check_number("seed", self.seed, low=0, integer=True)
+
+    def columns(self, prefix: str = "") -> Dict[str, Any]:
+        out = super().columns(prefix)
+        # attack parameters as attack_<name> (e.g. attack_trigger_size), not attack_params_<name>
+        for key in list(out):
+            if key.startswith(prefix + "attack_params_"):
+                out[prefix + "attack_" + key[len(prefix + "attack_params_"):]] = out.pop(key)
+        return out
+
+
+def resolved_label_mode(cfg: BackdoorConfig, trigger) -> str:
+    if cfg.label_mode != "auto":
+        return cfg.label_mode
+    return "clean" if trigger.clean_label else "dirty"
+
+
+def train_backdoor(cfg: BackdoorConfig, ctx: RunContext) -> Dict[str, Any]:
+    """Train on the poisoned split; report test metrics each epoch; return the final ones plus the
+    model (``"model"``: the unwrapped ``ImageClassifier``) and the poisoned indices."""
+    seed_everything(cfg.seed)
+    data = load_dataset(cfg.dataset, cfg.data_root, cfg.download).to(ctx.device)
+    trigger = build_trigger(cfg.attack, cfg.attack_params, data.image_shape, cfg.seed)
+    poisoned = poison_split(data.train, trigger, rate=cfg.poison_rate, target_class=cfg.target_class,
+                            label_mode=resolved_label_mode(cfg, trigger), seed=cfg.seed)
+    images, labels = poisoned.split.images, poisoned.split.labels
+    model = create_model(cfg.model, data.image_shape, data.num_classes, data.mean, data.std)
+    model = ctx.prepare_model(model)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay, nesterov=True)
+    start_epoch = 0
+    state = ctx.load_checkpoint()
+    if state is not None:
+        unwrap(model).load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start_epoch = int(state["epoch"])
+        ctx.log(f"backdoor: resuming from epoch {start_epoch}")
+
+    metrics: Dict[str, Any] = {}
+    n = len(labels)
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.time()
+        model.train()
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        total_loss, seen = 0.0, 0
+        steps = max(1, -(-n // (cfg.batch_size * ctx.world_size)))
+        for step, idx in enumerate(iterate_batches(n, cfg.batch_size, shuffle=True, generator=gen,
+                                                   rank=ctx.rank, world_size=ctx.world_size)):
+            set_lr(opt, cfg.lr * cosine_lr_factor((epoch + step / steps) / cfg.epochs))
+            idx = idx.to(ctx.device)
+            x = augment(to_float(images[idx]), crop_padding=cfg.crop_padding, hflip=data.hflip, generator=gen)
+            loss = F.cross_entropy(model(x), labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total_loss += float(loss.detach()) * len(idx)
+            seen += len(idx)
+        metrics = evaluate_backdoor(unwrap(model), data.test, trigger, cfg.target_class)
+        metrics.update(epoch=epoch + 1, train_loss=total_loss / max(seen, 1), epoch_time_s=time.time() - t0)
+        ctx.report(metrics, {"epoch": epoch + 1, "model": unwrap(model).state_dict(),
+                             "optimizer": opt.state_dict()})
+    return {**metrics, "model": unwrap(model), "poison_indices": poisoned.poison_indices}

@@ -1,0 +1,76 @@
+"""Backdoor metrics, exactly as ``methods.md`` §0 defines them.
+
+- ``acc``: clean accuracy over the whole clean test set.
+- ``asr``: over test images whose true label is not the target, with the trigger, the
+  fraction predicted as the target.
+- ``asr_cond``: the same, restricted to images the model classifies correctly when clean
+  (DHBE Eq. 9).
+- ``ra``: over the same triggered non-target images, the fraction predicted as the true label.
+- ``asr_x4``/``asr_x9``: ``asr`` with the patch pasted 4 / 9 times (patch triggers only).
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict
+
+import torch
+
+from bdray.attacks.specs import Trigger
+from bdray.data.batches import batched_logits
+from bdray.data.splits import Split, to_float
+
+METRIC_NAMES = ("acc", "asr", "asr_cond", "ra", "asr_x4", "asr_x9")
+
+
+def _mean(mask: torch.Tensor) -> float:
+    return float(mask.float().mean()) if mask.numel() else math.nan
+
+
+def accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
+    return _mean(pred == labels)
+
+
+def attack_success_rate(pred_triggered: torch.Tensor, labels: torch.Tensor, target: int) -> float:
+    keep = labels != target
+    return _mean(pred_triggered[keep] == target)
+
+
+def conditional_asr(pred_clean: torch.Tensor, pred_triggered: torch.Tensor, labels: torch.Tensor, target: int) -> float:
+    keep = (labels != target) & (pred_clean == labels)
+    return _mean(pred_triggered[keep] == target)
+
+
+def robust_accuracy(pred_triggered: torch.Tensor, labels: torch.Tensor, target: int) -> float:
+    keep = labels != target
+    return _mean(pred_triggered[keep] == labels[keep])
+
+
+def backdoor_metrics(pred_clean: torch.Tensor, pred_triggered: torch.Tensor, labels: torch.Tensor,
+                     target: int) -> Dict[str, float]:
+    return {
+        "acc": accuracy(pred_clean, labels),
+        "asr": attack_success_rate(pred_triggered, labels, target),
+        "asr_cond": conditional_asr(pred_clean, pred_triggered, labels, target),
+        "ra": robust_accuracy(pred_triggered, labels, target),
+    }
+
+
+def evaluate_backdoor(model: torch.nn.Module, test: Split, trigger: Trigger, target: int,
+                      batch_size: int = 1024) -> Dict[str, float]:
+    """All metrics of ``model`` on the clean test split and its triggered copy (eval mode)."""
+    was_training = model.training
+    model.eval()
+    try:
+        clean = to_float(test.images)
+        pred_clean = batched_logits(model, clean, batch_size).argmax(1)
+        pred_trig = batched_logits(model, trigger.apply(clean), batch_size).argmax(1)
+        out = backdoor_metrics(pred_clean, pred_trig, test.labels, target)
+        for times in (4, 9):
+            if trigger.is_patch:
+                amp = batched_logits(model, trigger.apply_amplified(clean, times), batch_size).argmax(1)
+                out[f"asr_x{times}"] = attack_success_rate(amp, test.labels, target)
+            else:
+                out[f"asr_x{times}"] = math.nan
+        return out
+    finally:
+        model.train(was_training)

@@ -1,0 +1,119 @@
+"""What a training loop talks to: device, rank, reporting, checkpoints, artifacts.
+
+A method's loop is ``loop(config, ctx) -> final metrics``.  ``LocalContext`` runs it in this
+process (tests, debugging); ``RayTrainContext`` runs the very same loop as a Ray Train worker.
+Checkpoints are plain tensors/ints/dicts saved with ``torch.save`` and loaded with
+``weights_only=True``.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+
+CHECKPOINT_FILE = "state.pt"
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def hardware_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{platform.machine()}x{torch.get_num_threads()}threads"
+
+
+def load_state(path: Path | str, device: torch.device | str = "cpu") -> Dict[str, Any]:
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def save_state_atomic(state: Dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class RunContext:
+    """Base class: rank-0 logging and unwrapping; subclasses report and checkpoint."""
+
+    device: torch.device = torch.device("cpu")
+    rank: int = 0
+    world_size: int = 1
+    artifact_root: str = ""
+    verbose: bool = True
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def log(self, message: str) -> None:
+        if self.verbose and self.is_main:
+            print(f"[bdray] {message}", flush=True)
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model.to(self.device)
+
+    def report(self, metrics: Dict[str, Any], state: Optional[Dict[str, Any]] = None) -> None:
+        raise NotImplementedError
+
+    def load_checkpoint(self) -> Optional[Dict[str, Any]]:
+        raise NotImplementedError
+
+    def hardware(self) -> str:
+        return hardware_description(self.device)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
+    return getattr(model, "module", model)
+
+
+class LocalContext(RunContext):
+    """Runs a loop in this process; keeps every report and the last checkpoint in a folder."""
+
+    def __init__(self, device: torch.device | str | None = None, checkpoint_dir: str | Path | None = None,
+                 artifact_root: str | Path | None = None, verbose: bool = True):
+        self.device = torch.device(device) if device is not None else default_device()
+        self._own_dir = checkpoint_dir is None
+        self.checkpoint_dir = Path(checkpoint_dir or tempfile.mkdtemp(prefix="bdray-ckpt-"))
+        self.artifact_root = str(artifact_root or default_artifact_root())
+        self.verbose = verbose
+        self.history: List[Dict[str, Any]] = []
+        self._t0 = time.time()
+
+    def report(self, metrics, state=None):
+        row = dict(metrics)
+        row.setdefault("time_total_s", time.time() - self._t0)
+        self.history.append(row)
+        if state is not None:
+            save_state_atomic(state, self.checkpoint_dir / CHECKPOINT_FILE)
+        if self.verbose:
+            shown = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                              for k, v in row.items() if k != "time_total_s")
+            print(f"[bdray] {shown}", file=sys.stdout, flush=True)
+
+    def load_checkpoint(self):
+        path = self.checkpoint_dir / CHECKPOINT_FILE
+        return load_state(path, self.device) if path.exists() else None
+
+    def cleanup(self) -> None:
+        if self._own_dir:
+            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+
+
+def default_artifact_root() -> Path:
+    return Path(os.environ.get("BDRAY_ARTIFACTS", Path.home() / ".cache" / "bdray" / "artifacts"))

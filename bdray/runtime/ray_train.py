@@ -1,0 +1,99 @@
+"""Run a method's loop as Ray Train workers (``TorchTrainer``; CPU or GPU, 1..N workers, DDP)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from bdray.config import Config
+from bdray.runtime.context import CHECKPOINT_FILE, RunContext, load_state, save_state_atomic
+
+
+class RayTrainContext(RunContext):
+    """The context of one Ray Train worker: rank, device, DDP, ``ray.train.report``."""
+
+    def __init__(self, artifact_root: str, verbose: bool = True):
+        import ray.train
+        import ray.train.torch
+
+        tc = ray.train.get_context()
+        self.rank = tc.get_world_rank()
+        self.world_size = tc.get_world_size()
+        self.device = ray.train.torch.get_device()
+        self.artifact_root = artifact_root
+        self.verbose = verbose
+        if self.device.type == "cpu":
+            # Ray sets OMP_NUM_THREADS to the worker's CPU reservation; follow it.
+            torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+
+    def prepare_model(self, model):
+        import ray.train.torch
+
+        # broadcast_buffers=False: DHBE runs the student several times before one backward,
+        # and an in-place BN-buffer broadcast between those forwards would break autograd.
+        return ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"broadcast_buffers": False})
+
+    def report(self, metrics, state=None):
+        import ray.train
+
+        row = {**metrics, "hardware": self.hardware()}
+        if state is not None and self.is_main:
+            with tempfile.TemporaryDirectory(prefix="bdray-ckpt-") as tmp:
+                save_state_atomic(state, Path(tmp) / CHECKPOINT_FILE)
+                ray.train.report(row, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+        else:
+            ray.train.report(row)
+        if self.verbose and self.is_main:
+            shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+            print(f"[bdray] epoch {metrics.get('epoch')}: {shown}", flush=True)
+
+    def load_checkpoint(self):
+        import ray.train
+
+        ckpt = ray.train.get_checkpoint()
+        if ckpt is None:
+            return None
+        with ckpt.as_directory() as folder:
+            return load_state(Path(folder) / CHECKPOINT_FILE, self.device)
+
+
+def train_worker(loop_config: Dict[str, Any]) -> None:
+    """The per-worker entry point: rebuild the validated config and run the method's loop."""
+    from bdray.methods import get_method
+
+    spec = get_method(loop_config["method"])
+    cfg = spec.config_cls.from_dict(loop_config["config"])
+    ctx = RayTrainContext(loop_config["artifact_root"], loop_config.get("verbose", True))
+    spec.loop(cfg, ctx)
+
+
+def run_ray_train(method: str, config: Config, *, artifact_root: str, storage_path: str, name: str,
+                  num_workers: int = 1, use_gpu: bool = False, cpus_per_worker: float = 1.0,
+                  gpus_per_worker: float | None = None, max_failures: int = 0,
+                  callbacks: Optional[List[Any]] = None, verbose: bool = True):
+    """Run ``method`` with ``config`` under a ``TorchTrainer``; returns the ``ray.train.Result``.
+
+    Re-running with the same ``name`` and ``storage_path`` resumes from the run's last checkpoint.
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from bdray.methods import get_method
+
+    get_method(method).make_config(config)  # validate before any Ray work
+    resources = {"CPU": cpus_per_worker}
+    if use_gpu:
+        resources["GPU"] = gpus_per_worker if gpus_per_worker is not None else 1.0
+    trainer = TorchTrainer(
+        train_worker,
+        train_loop_config={"method": method, "config": config.to_dict(), "artifact_root": str(artifact_root),
+                           "verbose": verbose},
+        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu, resources_per_worker=resources),
+        run_config=RunConfig(name=name, storage_path=str(storage_path),
+                             failure_config=FailureConfig(max_failures=max_failures),
+                             checkpoint_config=CheckpointConfig(num_to_keep=1), callbacks=callbacks),
+    )
+    return trainer.fit()

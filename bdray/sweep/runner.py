@@ -1,0 +1,225 @@
+"""A small API over Ray Tune + Optuna: sweep one method's config, every trial a Ray Train run.
+
+Layout under ``<storage_path>``::
+
+    artifacts/backdoor/<key>/      content-addressed attack artifacts (shared by every sweep)
+    <sweep>/trials.parquet         one row per trial (all runs of this sweep)
+    <sweep>/epochs.parquet         one row per report
+    <sweep>/optuna.journal         the Optuna study (a rerun with the same name continues it)
+    <sweep>/tune/<run>/            Tune's own experiment records
+    <sweep>/train/<trial_id>/      each trial's Ray Train run and checkpoints
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import pandas as pd
+
+from bdray.config import Config, ConfigError, check_number, check_positive_int
+from bdray.methods import get_method
+from bdray.sweep import results as R
+from bdray.sweep import storage as S
+
+DEFAULT_STORAGE = str(Path.home() / "bdray_results")
+
+
+@dataclasses.dataclass
+class Sweep:
+    """What to sweep and on what resources.
+
+    ``search_space`` maps config field names (dotted for nested configs, e.g.
+    ``"backdoor.poison_rate"``) to Ray Tune domains (``tune.loguniform(...)``).
+    ``objectives`` are (metric, "max"|"min") pairs; more than one makes a multi-objective study.
+    """
+
+    name: str
+    method: str
+    base_config: Config
+    search_space: Dict[str, Any]
+    objectives: Sequence[Tuple[str, str]] = (("acc", "max"), ("asr", "min"))
+    num_samples: int = 8
+    max_concurrent: int = 2
+    storage_path: str = DEFAULT_STORAGE
+    seed: int = 0
+    workers_per_trial: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    driver_cpus: float = 0.1       # the Tune trial itself only waits on its Train run
+    trial_retries: int = 0
+    verbose: bool = True
+
+    def validate(self) -> None:
+        spec = get_method(self.method)
+        if not isinstance(self.base_config, spec.config_cls):
+            raise ConfigError("base_config", type(self.base_config).__name__, spec.config_cls.__name__)
+        if not self.name or any(ch in self.name for ch in "/\\ "):
+            raise ConfigError("name", self.name, "a non-empty name without slashes or spaces")
+        check_positive_int("num_samples", self.num_samples)
+        check_positive_int("max_concurrent", self.max_concurrent)
+        check_positive_int("workers_per_trial", self.workers_per_trial)
+        check_number("cpus_per_worker", self.cpus_per_worker, low=0.0, low_open=True)
+        check_number("gpus_per_worker", self.gpus_per_worker, low=0.0)
+        check_number("driver_cpus", self.driver_cpus, low=0.0)
+        check_number("trial_retries", self.trial_retries, low=0, integer=True)
+        for metric, mode in self.objectives:
+            if mode not in ("max", "min"):
+                raise ConfigError(f"objectives[{metric}]", mode, "'max' or 'min'")
+        for key, domain in self.search_space.items():
+            self.base_config.replace(**{key: _sample_value(domain)})  # unknown fields / bad values fail here
+
+    # -- paths ---------------------------------------------------------------------------
+    @property
+    def root(self) -> str:
+        return S.join(self.storage_path, self.name)
+
+    @property
+    def artifact_root(self) -> str:
+        return S.join(self.storage_path, "artifacts")
+
+    @property
+    def trials_path(self) -> str:
+        return S.join(self.root, "trials.parquet")
+
+    @property
+    def epochs_path(self) -> str:
+        return S.join(self.root, "epochs.parquet")
+
+    def journal_path(self) -> Path:
+        if S.is_uri(self.storage_path):  # the Optuna journal needs a POSIX file: keep it on the head node
+            return Path.home() / ".cache" / "bdray" / "optuna" / f"{self.name}.journal"
+        return Path(self.root) / "optuna.journal"
+
+
+def _sample_value(domain: Any) -> Any:
+    """A representative value of a Tune domain (its lower bound, or the value itself)."""
+    from ray.tune.search.sample import Categorical, Domain, Float, Integer
+
+    if isinstance(domain, Categorical):
+        return domain.categories[0]
+    if isinstance(domain, (Float, Integer)):
+        if domain.lower is not None and domain.upper is not None and domain.lower > domain.upper:
+            raise ConfigError("search_space", (domain.lower, domain.upper), "lower bound <= upper bound")
+        return domain.lower if isinstance(domain, Float) else int(domain.lower)
+    if isinstance(domain, Domain):
+        return domain.sample()
+    return domain
+
+
+@dataclasses.dataclass
+class SweepResult:
+    sweep: Sweep
+    tune_run: str
+    trials: pd.DataFrame       # this run's trials
+    all_trials: pd.DataFrame   # every trial of this sweep so far (earlier runs too)
+    epochs: pd.DataFrame       # this run's per-report rows
+    wall_time_s: float
+
+
+def sweep_trial(params: Dict[str, Any], sweep: Dict[str, Any]) -> None:
+    """The Tune trainable: build the trial's config and run it as a Ray Train run, forwarding
+    every report to Tune."""
+    import ray.tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from bdray.runtime.ray_train import run_ray_train
+
+    spec = get_method(sweep["method"])
+    cfg = spec.config_cls.from_dict(sweep["base_config"]).replace(**params)
+    trial_id = ray.tune.get_context().get_trial_id()
+    run_ray_train(sweep["method"], cfg, artifact_root=sweep["artifact_root"],
+                  storage_path=S.join(sweep["root"], "train"), name=trial_id,
+                  num_workers=sweep["workers_per_trial"], use_gpu=sweep["gpus_per_worker"] > 0,
+                  cpus_per_worker=sweep["cpus_per_worker"], gpus_per_worker=sweep["gpus_per_worker"] or None,
+                  callbacks=[TuneReportCallback()], verbose=sweep["verbose"])
+
+
+def _prebuild_artifact(sweep: Sweep) -> None:
+    """Train the attack artifact the trials share once, on cluster resources, before trials start."""
+    import ray
+
+    cfg = getattr(sweep.base_config, "backdoor", None)
+    if cfg is None or any(k.startswith("backdoor.") for k in sweep.search_space):
+        return  # each trial gets (or, under a lock, trains) its own
+    from bdray.artifacts import ArtifactStore
+
+    def build(root, cfg_dict):
+        import torch
+        from bdray.methods.backdoor import BackdoorConfig
+        from bdray.runtime.context import default_device
+
+        if not torch.cuda.is_available():
+            torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+        _, meta, trained = ArtifactStore(root).get_or_train(BackdoorConfig.from_dict(cfg_dict), default_device())
+        return meta["metrics"], trained
+
+    remote = ray.remote(num_cpus=sweep.cpus_per_worker, num_gpus=sweep.gpus_per_worker)(build)
+    metrics, trained = ray.get(remote.remote(sweep.artifact_root, cfg.to_dict()))
+    print(f"[bdray] attack artifact {'trained' if trained else 'reused'}: "
+          f"acc={metrics['acc']:.4f} asr={metrics['asr']:.4f}", flush=True)
+
+
+def run_sweep(sweep: Sweep) -> SweepResult:
+    """Validate everything, then run the Tune + Optuna study and write the Parquet tables."""
+    sweep.validate()  # before any Ray work
+    import optuna
+    import ray
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    t0 = time.time()
+    if not ray.is_initialized():
+        ray.init(log_to_driver=sweep.verbose)
+    _prebuild_artifact(sweep)
+
+    journal = sweep.journal_path()
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    study_storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    metrics = [m for m, _ in sweep.objectives]
+    modes = [m for _, m in sweep.objectives]
+    searcher = OptunaSearch(metric=metrics if len(metrics) > 1 else metrics[0],
+                            mode=modes if len(modes) > 1 else modes[0],
+                            sampler=optuna.samplers.TPESampler(seed=sweep.seed),
+                            study_name=sweep.name, storage=study_storage)
+    payload = {"method": sweep.method, "base_config": sweep.base_config.to_dict(), "root": sweep.root,
+               "artifact_root": sweep.artifact_root, "workers_per_trial": sweep.workers_per_trial,
+               "cpus_per_worker": sweep.cpus_per_worker, "gpus_per_worker": sweep.gpus_per_worker,
+               "verbose": sweep.verbose}
+    trainable = tune.with_resources(tune.with_parameters(sweep_trial, sweep=payload), {"cpu": sweep.driver_cpus})
+    tune_run = f"{sweep.name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    tuner = tune.Tuner(
+        trainable,
+        param_space=dict(sweep.search_space),
+        tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=sweep.max_concurrent),
+                                    num_samples=sweep.num_samples),
+        run_config=tune.RunConfig(name=tune_run, storage_path=S.join(sweep.root, "tune"),
+                                  failure_config=tune.FailureConfig(max_failures=sweep.trial_retries),
+                                  verbose=1 if sweep.verbose else 0),
+    )
+    grid = tuner.fit()
+    trials, epochs = _tables(sweep, tune_run, grid)
+    all_trials = S.append_rows(sweep.trials_path, trials)
+    S.append_rows(sweep.epochs_path, epochs, key=("sweep", "trial_id", "epoch")) if len(epochs) else None
+    return SweepResult(sweep, tune_run, trials, all_trials, epochs, time.time() - t0)
+
+
+def _tables(sweep: Sweep, tune_run: str, grid) -> Tuple[pd.DataFrame, pd.DataFrame]:
+    spec = get_method(sweep.method)
+    trial_rows: List[Dict[str, Any]] = []
+    epoch_rows: List[Dict[str, Any]] = []
+    for result in grid:
+        params = {k: v for k, v in (result.config or {}).items() if k in sweep.search_space}
+        cfg = spec.config_cls.from_dict(sweep.base_config.to_dict()).replace(**params)
+        metrics = dict(result.metrics or {})
+        trial_id = metrics.get("trial_id") or Path(result.path).name.split("_")[-2]
+        error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"
+        trial_rows.append(R.trial_row(sweep=sweep.name, tune_run=tune_run, trial_id=trial_id, method=sweep.method,
+                                      cfg=cfg, metrics=metrics, error=error))
+        epoch_rows.extend(R.epoch_rows(sweep=sweep.name, tune_run=tune_run, trial_id=trial_id,
+                                       history=result.metrics_dataframe))
+    return R.frame(trial_rows), R.frame(epoch_rows, leading=("sweep", "tune_run", "trial_id", "epoch"))

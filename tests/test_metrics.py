@@ -1,0 +1,38 @@
+import math
+
+import pytest
+import torch
+
+from bdray.metrics import (accuracy, attack_success_rate, backdoor_metrics, conditional_asr,
+                           robust_accuracy)
+
+# 6 test images; target class 0.  Images 0 and 1 are of the target class.
+LABELS = torch.tensor([0, 0, 1, 2, 3, 4])
+CLEAN = torch.tensor([0, 1, 1, 2, 0, 4])       # wrong on images 1 and 4
+TRIGGERED = torch.tensor([0, 0, 0, 2, 0, 1])   # non-target images 2..5 -> 0, 2, 0, 1
+
+
+def test_acc_counts_the_whole_clean_test_set():
+    assert accuracy(CLEAN, LABELS) == pytest.approx(4 / 6)
+
+
+def test_asr_over_non_target_images():
+    # non-target: images 2,3,4,5 ; predicted target on 2 and 4
+    assert attack_success_rate(TRIGGERED, LABELS, 0) == pytest.approx(2 / 4)
+
+
+def test_asr_cond_only_over_correctly_classified_clean_images():
+    # non-target and correct when clean: images 2, 3, 5 ; triggered -> target only on 2
+    assert conditional_asr(CLEAN, TRIGGERED, LABELS, 0) == pytest.approx(1 / 3)
+
+
+def test_ra_is_true_label_under_trigger():
+    # non-target images 2..5 triggered preds 0, 2, 0, 1 vs labels 1, 2, 3, 4 -> only image 3
+    assert robust_accuracy(TRIGGERED, LABELS, 0) == pytest.approx(1 / 4)
+
+
+def test_backdoor_metrics_bundle_and_empty_cases():
+    m = backdoor_metrics(CLEAN, TRIGGERED, LABELS, 0)
+    assert set(m) == {"acc", "asr", "asr_cond", "ra"}
+    only_target = torch.zeros(3, dtype=torch.long)
+    assert math.isnan(attack_success_rate(only_target, only_target, 0))
