@@ -121,10 +121,13 @@ class Config:
             else:
                 flat[key] = value
         for head, sub_changes in nested.items():
-            sub = getattr(self, head, None)
-            if not isinstance(sub, Config):
-                raise ConfigError(f"{type(self).__name__}.{head}", sub, "a nested config")
-            flat[head] = sub.replace(**sub_changes)
+            sub = flat.get(head, getattr(self, head, None))
+            if isinstance(sub, Config):
+                flat[head] = sub.replace(**sub_changes)
+            elif isinstance(sub, Mapping):  # a parameter dict: set its keys
+                flat[head] = {**sub, **sub_changes}
+            else:
+                raise ConfigError(f"{type(self).__name__}.{head}", sub, "a nested config or parameter dict")
         names = {f.name for f in dataclasses.fields(self)}
         for key in flat:
             if key not in names:

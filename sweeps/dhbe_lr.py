@@ -43,7 +43,7 @@ def build_sweep(args) -> Sweep:
     })
     dhbe_values = {k: v for k, v in preset["dhbe"].items() if k != "paper"}
     if args.smoke_test:
-        backdoor = backdoor.replace(epochs=3)
+        backdoor = backdoor.replace(epochs=4, batch_size=64)
         dhbe_values.update(epochs=2, iters_per_epoch=3)
     base = (DHBEConfig.paper(backdoor, **dhbe_values) if preset["dhbe"].get("paper")
             else DHBEConfig(backdoor=backdoor, **dhbe_values))

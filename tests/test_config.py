@@ -64,3 +64,13 @@ def test_digest_is_stable_and_config_sensitive():
 def test_dfad_is_dhbe_without_regulariser():
     assert DHBEConfig(lambda_abr=0.0, trigger_generator=False).is_dfad
     assert not DHBEConfig().is_dfad
+
+
+def test_replace_sets_attack_parameters_and_switches_attacks():
+    cfg = DHBEConfig().replace(**{"backdoor.attack_params.trigger_size": 5})
+    assert cfg.backdoor.attack_params["trigger_size"] == 5 and cfg.backdoor.attack_params["pattern"] == "checkerboard"
+    with pytest.raises(ConfigError, match="trigger_size"):
+        DHBEConfig().replace(**{"backdoor.attack_params.trigger_size": 40})
+    blend = BackdoorConfig().replace(attack="blend")
+    assert blend.attack_params == {"alpha": 0.2, "pattern_seed": 0}
+    assert BackdoorConfig(attack_params={}).digest() == BackdoorConfig(attack_params={"trigger_size": 3}).digest()

@@ -42,4 +42,4 @@ def test_dfad_baseline_is_reported_next_to_dhbe(artifact_root, dhbe_result, teac
     print(f"\nDFAD:       acc={dfad['acc']:.4f} asr={dfad['asr']:.4f}   (DHBE asr={m['asr']:.4f})")
     assert set(dfad) >= {"acc", "asr", "asr_cond", "ra", "asr_x4", "asr_x9"}
     # without the adversarial backdoor regulariser the backdoor survives distillation
-    assert dfad["asr"] > m["asr"] + 0.5
+    assert dfad["asr"] > m["asr"] + 0.3

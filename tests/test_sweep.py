@@ -11,7 +11,7 @@ from bdray.sweep import storage as S
 
 pytestmark = pytest.mark.ray
 
-TINY = DHBEConfig(backdoor=BackdoorConfig(epochs=3, batch_size=256), epochs=2, iters_per_epoch=2, batch_size=32,
+TINY = DHBEConfig(backdoor=BackdoorConfig(epochs=3, batch_size=64), epochs=2, iters_per_epoch=2, batch_size=32,
                   generator_width=16)
 
 
@@ -58,6 +58,12 @@ def test_bad_search_space_fails_before_ray_starts(tmp_path):
                 search_space={"backdoor.poison_rate": tune.uniform(0.5, 1.5)}, storage_path=str(tmp_path))
     with pytest.raises(ConfigError):
         bad.validate()
+    with pytest.raises(ConfigError, match="lower bound"):
+        Sweep(name="bad", method="dhbe", base_config=TINY, search_space={"student_lr": tune.uniform(0.2, 0.1)},
+              storage_path=str(tmp_path)).validate()
+    with pytest.raises(ConfigError, match="attack"):
+        Sweep(name="bad", method="dhbe", base_config=TINY,
+              search_space={"backdoor.attack": tune.choice(["badnets", "nope"])}, storage_path=str(tmp_path)).validate()
     with pytest.raises(ConfigError, match="student_lrr"):
         Sweep(name="bad", method="dhbe", base_config=TINY, search_space={"student_lrr": tune.uniform(0.1, 0.2)},
               storage_path=str(tmp_path)).validate()

@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional
 import torch
 import torch.nn.functional as F
 
-from bdray.attacks import build_trigger, poison_split
+from bdray.attacks import attack_params, build_trigger, poison_split
 from bdray.config import (Config, check_choice, check_non_negative, check_number, check_positive,
                           check_positive_int, check_rate)
 from bdray.data import augment, iterate_batches, load_dataset, to_float
@@ -41,6 +41,19 @@ class BackdoorConfig(Config):
     weight_decay: float = 5e-4
     crop_padding: int = 2     # random-crop augmentation (0 = off); flips follow the dataset
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # canonical form: every declared attack parameter, defaults filled in, so that equal
+        # attacks give equal artifact keys and every parameter gets its own column
+        self.attack_params = attack_params(self.attack, self.attack_params).to_dict()
+
+    def replace(self, **changes: Any) -> "BackdoorConfig":
+        # switching attack starts from the new attack's defaults unless parameters are given
+        if "attack" in changes and changes["attack"] != self.attack and not any(
+                k == "attack_params" or k.startswith("attack_params.") for k in changes):
+            changes["attack_params"] = {}
+        return super().replace(**changes)
 
     def validate(self) -> None:
         validate_threat(self.dataset, self.model, self.attack, self.attack_params, self.target_class)
@@ -110,7 +123,8 @@ def train_backdoor(cfg: BackdoorConfig, ctx: RunContext) -> Dict[str, Any]:
             total_loss += float(loss.detach()) * len(idx)
             seen += len(idx)
         metrics = evaluate_backdoor(unwrap(model), data.test, trigger, cfg.target_class)
-        metrics.update(epoch=epoch + 1, train_loss=total_loss / max(seen, 1), epoch_time_s=time.time() - t0)
+        metrics.update(epoch=epoch + 1, train_loss=total_loss / max(seen, 1), epoch_time_s=time.time() - t0,
+                       resumed_from_epoch=start_epoch)
         ctx.report(metrics, {"epoch": epoch + 1, "model": unwrap(model).state_dict(),
                              "optimizer": opt.state_dict()})
     return {**metrics, "model": unwrap(model), "poison_indices": poisoned.poison_indices}

@@ -35,7 +35,7 @@ class DHBEConfig(Config):
     paper's CIFAR-10 settings (batch 256, 300 epochs × 50 iterations, generator width 128)."""
 
     backdoor: BackdoorConfig = dataclasses.field(default_factory=BackdoorConfig)
-    lambda_abr: float = 0.1            # λ, weight of the adversarial backdoor regularisation
+    lambda_abr: float = 0.2            # λ, weight of the adversarial backdoor regularisation (paper: 0.1)
     trigger_generator: bool = True     # False with lambda_abr = 0 is the DFAD baseline
     trigger_gen_size: int = 5          # s, side of the generated trigger patch
     trigger_scale: float = 1.0         # the patch (in [-1, 1]) is multiplied by this
@@ -50,7 +50,7 @@ class DHBEConfig(Config):
     iters_per_epoch: int = 25
     student_steps: int = 5
     noise_dim: int = 256
-    generator_width: int = 64
+    generator_width: int = 32          # channels of the sample generator (paper: 128)
     tv_weight: float = 1e-4
     bn_prior_weight: float = 1.0       # generator prior: match the teacher's BN running statistics
                                        # (Fang et al. 2022; 0 = the paper's plain DHBE)
@@ -59,7 +59,8 @@ class DHBEConfig(Config):
 
     @classmethod
     def paper(cls, backdoor: BackdoorConfig | None = None, **overrides) -> "DHBEConfig":
-        values = dict(batch_size=256, epochs=300, iters_per_epoch=50, generator_width=128, bn_prior_weight=0.0,
+        values = dict(lambda_abr=0.1, batch_size=256, epochs=300, iters_per_epoch=50, generator_width=128,
+                      bn_prior_weight=0.0,
                       trigger_position="batch")
         values.update(overrides)
         return cls(backdoor=backdoor or BackdoorConfig(), **values)
@@ -204,7 +205,7 @@ def train_dhbe(cfg: DHBEConfig, ctx: RunContext) -> Dict[str, Any]:
         opt_s.zero_grad(set_to_none=True)
         metrics = evaluate_backdoor(unwrap(student), data.test, trigger, cfg.backdoor.target_class)
         metrics.update({k: v / cfg.iters_per_epoch for k, v in sums.items()})
-        metrics.update(epoch=epoch + 1, epoch_time_s=time.time() - t0,
+        metrics.update(epoch=epoch + 1, epoch_time_s=time.time() - t0, resumed_from_epoch=start_epoch,
                        teacher_acc=teacher_metrics["acc"], teacher_asr=teacher_metrics["asr"])
         state = {"epoch": epoch + 1, "student": unwrap(student).state_dict(),
                  "sample_generator": unwrap(sample_gen).state_dict(), "opt_student": opt_s.state_dict(),

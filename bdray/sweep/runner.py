@@ -70,7 +70,8 @@ class Sweep:
             if mode not in ("max", "min"):
                 raise ConfigError(f"objectives[{metric}]", mode, "'max' or 'min'")
         for key, domain in self.search_space.items():
-            self.base_config.replace(**{key: _sample_value(domain)})  # unknown fields / bad values fail here
+            for value in _domain_values(key, domain):  # unknown fields and out-of-range bounds fail here
+                self.base_config.replace(**{key: value})
 
     # -- paths ---------------------------------------------------------------------------
     @property
@@ -95,19 +96,23 @@ class Sweep:
         return Path(self.root) / "optuna.journal"
 
 
-def _sample_value(domain: Any) -> Any:
-    """A representative value of a Tune domain (its lower bound, or the value itself)."""
+def _domain_values(key: str, domain: Any) -> list:
+    """The values a Tune domain can take at its edges: both bounds, or every category."""
     from ray.tune.search.sample import Categorical, Domain, Float, Integer
 
     if isinstance(domain, Categorical):
-        return domain.categories[0]
+        return list(domain.categories)
     if isinstance(domain, (Float, Integer)):
-        if domain.lower is not None and domain.upper is not None and domain.lower > domain.upper:
-            raise ConfigError("search_space", (domain.lower, domain.upper), "lower bound <= upper bound")
-        return domain.lower if isinstance(domain, Float) else int(domain.lower)
+        if domain.lower is None or domain.upper is None:
+            return [domain.sample()]
+        if domain.lower >= domain.upper:
+            raise ConfigError(f"search_space[{key}]", (domain.lower, domain.upper), "lower bound < upper bound")
+        if isinstance(domain, Integer):  # Tune's integer upper bound is exclusive
+            return [int(domain.lower), int(domain.upper) - 1]
+        return [domain.lower, domain.upper]
     if isinstance(domain, Domain):
-        return domain.sample()
-    return domain
+        return [domain.sample()]
+    return [domain]
 
 
 @dataclasses.dataclass
