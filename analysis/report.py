@@ -27,7 +27,7 @@ def write_report(sweep_dir: str, params: Sequence[str] = (), out_dir: str | None
     lines = [f"# Sweep `{sweep}`", "", f"{len(trials)} trials ({len(done)} finished).", ""]
     for name, fit in fits.items():
         if fit is None:
-            lines.append(f"- {name}: too few distinct points for a logistic fit")
+            lines.append(f"- {name}: no logistic fit (fewer than 4 distinct points, or ASR spread below 5 points)")
         else:
             lines.append(f"- {name}: logistic fit acc = {fit.low:.3f} + ({fit.high:.3f} - {fit.low:.3f}) / "
                          f"(1 + exp(-{fit.k:.3g}·(asr - {fit.mid:.3f}))), rmse {fit.rmse:.4f}")

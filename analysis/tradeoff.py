@@ -28,16 +28,17 @@ def _logistic(x, low, high, k, mid):
     return low + (high - low) / (1.0 + np.exp(-k * (x - mid)))
 
 
-def fit_logistic(asr: Sequence[float], acc: Sequence[float]) -> Optional[LogisticFit]:
-    """Least-squares logistic fit of acc against asr; None with fewer than 4 distinct points or
-    when the optimiser does not converge."""
+def fit_logistic(asr: Sequence[float], acc: Sequence[float], min_asr_span: float = 0.05) -> Optional[LogisticFit]:
+    """Least-squares logistic fit of acc against asr; None with fewer than 4 distinct points, when
+    the points span less than ``min_asr_span`` of ASR (no trade-off to fit), or when the optimiser
+    does not converge."""
     from scipy.optimize import curve_fit
 
     x = np.asarray(asr, dtype=float)
     y = np.asarray(acc, dtype=float)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
-    if len(np.unique(np.round(x, 6))) < 4:
+    if len(np.unique(np.round(x, 6))) < 4 or np.ptp(x) < min_asr_span:
         return None
     p0 = [y.min(), y.max(), 10.0, float(np.median(x))]
     bounds = ([0.0, 0.0, -1e3, -1.0], [1.0, 1.0, 1e3, 2.0])
@@ -88,7 +89,7 @@ def plot_tradeoff(trials: pd.DataFrame, path: str, *, group: str = "method", col
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     if not any(f is not None for f in fits.values()):
-        ax.text(0.5, 0.02, "too few distinct points for a logistic fit", transform=ax.transAxes, ha="center",
+        ax.text(0.5, 0.02, "no logistic fit: fewer than 4 points or ASR spread < 5 points", transform=ax.transAxes, ha="center",
                 fontsize=8, color="gray")
     fig.tight_layout()
     fig.savefig(path)

@@ -26,3 +26,16 @@ def test_rerun_with_same_name_resumes_from_checkpoint(ray_local, artifact_root, 
                            storage_path=str(tmp_path), name="resume", verbose=False)
     # only the missing epoch ran: the run picked up its checkpoint
     assert second.metrics["epoch"] == 3 and second.metrics["resumed_from_epoch"] == 2
+
+
+def test_dhbe_runs_with_two_ddp_workers(ray_local, artifact_root, tmp_path):
+    import math
+
+    from bdray.methods.dhbe import DHBEConfig
+
+    cfg = DHBEConfig(backdoor=BackdoorConfig(epochs=3, batch_size=64), epochs=1, iters_per_epoch=2, batch_size=16,
+                     generator_width=16)
+    result = run_ray_train("dhbe", cfg, artifact_root=artifact_root, storage_path=str(tmp_path), name="dhbe_ddp",
+                           num_workers=2, verbose=False)
+    assert result.error is None and result.metrics["epoch"] == 1
+    assert math.isfinite(result.metrics["loss_distill"]) and math.isfinite(result.metrics["loss_abr"])

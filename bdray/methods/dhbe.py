@@ -179,11 +179,11 @@ def train_dhbe(cfg: DHBEConfig, ctx: RunContext) -> Dict[str, Any]:
                         x_trig = triggered(x)
                     loss_abr = _l1(student(x_trig, normalized=True), s_out.detach())
                     loss = loss + cfg.lambda_abr * loss_abr
-                    sums["loss_abr"] += float(loss_abr) / cfg.student_steps
+                    sums["loss_abr"] += float(loss_abr.detach()) / cfg.student_steps
                 opt_s.zero_grad(set_to_none=True)
                 loss.backward()
                 opt_s.step()
-                sums["loss_distill"] += float(loss_distill) / cfg.student_steps
+                sums["loss_distill"] += float(loss_distill.detach()) / cfg.student_steps
             # sample-generator step: make inputs where student and teacher disagree
             x = sample_gen(noise())
             with bn_prior:
@@ -194,7 +194,7 @@ def train_dhbe(cfg: DHBEConfig, ctx: RunContext) -> Dict[str, Any]:
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
-            sums["loss_generator"] += float(loss_g)
+            sums["loss_generator"] += float(loss_g.detach())
             # trigger-generator step: find the trigger the student is most sensitive to
             if trig_gen is not None:
                 x = x.detach()

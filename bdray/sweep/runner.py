@@ -49,7 +49,10 @@ class Sweep:
     workers_per_trial: int = 1
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
-    driver_cpus: float = 0.1       # the Tune trial itself only waits on its Train run
+    # The Tune trial itself only waits on its Train run: by default it reserves no CPU (so that
+    # N concurrent trials fit on N CPUs) and a little memory; its Train workers hold the CPUs/GPUs.
+    driver_cpus: float = 0.0
+    driver_memory_mb: int = 128
     trial_retries: int = 0
     verbose: bool = True
 
@@ -65,6 +68,7 @@ class Sweep:
         check_number("cpus_per_worker", self.cpus_per_worker, low=0.0, low_open=True)
         check_number("gpus_per_worker", self.gpus_per_worker, low=0.0)
         check_number("driver_cpus", self.driver_cpus, low=0.0)
+        check_number("driver_memory_mb", self.driver_memory_mb, low=1, integer=True)
         check_number("trial_retries", self.trial_retries, low=0, integer=True)
         for metric, mode in self.objectives:
             if mode not in ("max", "min"):
@@ -195,7 +199,8 @@ def run_sweep(sweep: Sweep) -> SweepResult:
                "artifact_root": sweep.artifact_root, "workers_per_trial": sweep.workers_per_trial,
                "cpus_per_worker": sweep.cpus_per_worker, "gpus_per_worker": sweep.gpus_per_worker,
                "verbose": sweep.verbose}
-    trainable = tune.with_resources(tune.with_parameters(sweep_trial, sweep=payload), {"cpu": sweep.driver_cpus})
+    trainable = tune.with_resources(tune.with_parameters(sweep_trial, sweep=payload),
+                                    {"cpu": sweep.driver_cpus, "memory": sweep.driver_memory_mb * 2**20})
     tune_run = f"{sweep.name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     tuner = tune.Tuner(
         trainable,
