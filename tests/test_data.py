@@ -158,3 +158,16 @@ def test_batch_iterator_covers_each_index_once_and_shards_by_rank():
     r1 = torch.cat(list(iterate_batches(10, 2, shuffle=True, generator=torch.Generator().manual_seed(1),
                                         rank=1, world_size=2)))
     assert len(r0) == len(r1) == 5 and not set(r0.tolist()) & set(r1.tolist())
+
+
+def test_cifar100_reads_pickled_train_and_test(tmp_path):
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for name, n in (("train", 6), ("test", 2)):
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "fine_labels": [99] * n}, f)
+    with open(folder / "meta", "wb") as f:
+        pickle.dump({"fine_label_names": [f"f{i}" for i in range(100)]}, f)
+    data = load_dataset("cifar100", str(tmp_path))
+    assert data.num_classes == 100 and len(data.train) == 6 and data.train.labels.tolist() == [99] * 6

@@ -71,33 +71,33 @@ def _cifar_arrays(folder: Path, files, label_key: str) -> Tuple[np.ndarray, np.n
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def load_cifar10(root=None, download: bool = False, **_ignored) -> Dataset:
+def _cifar_folder(root, download: bool, folder_name: str, torchvision_class: str, title: str) -> Path:
+    """The extracted CIFAR folder under ``root``; torchvision downloads and checks it if asked."""
     root = _default_root(root)
-    folder = root / "cifar-10-batches-py"
+    folder = root / folder_name
     if download and not folder.exists():
-        from torchvision.datasets import CIFAR10
-        CIFAR10(str(root), train=True, download=True)
+        import torchvision.datasets
+
+        getattr(torchvision.datasets, torchvision_class)(str(root), train=True, download=True)
     if not folder.exists():
-        raise FileNotFoundError(f"CIFAR-10 not found at {folder}; pass download=True (--download)")
-    meta = _read_cifar_batch(folder / "batches.meta")
-    names = tuple(meta.get("label_names", CIFAR10_CLASSES))
+        raise FileNotFoundError(f"{title} not found at {folder}; pass download=True (--download)")
+    return folder
+
+
+def load_cifar10(root=None, download: bool = False, **_ignored) -> Dataset:
+    folder = _cifar_folder(root, download, "cifar-10-batches-py", "CIFAR10", "CIFAR-10")
+    names = tuple(_read_cifar_batch(folder / "batches.meta").get("label_names", CIFAR10_CLASSES))
     x_tr, y_tr = _cifar_arrays(folder, [f"data_batch_{i}" for i in range(1, 6)], "labels")
     x_te, y_te = _cifar_arrays(folder, ["test_batch"], "labels")
     return _from_nchw("cifar10", x_tr, y_tr, x_te, y_te, names, hflip=True)
 
 
 def load_cifar100(root=None, download: bool = False, **_ignored) -> Dataset:
-    root = _default_root(root)
-    folder = root / "cifar-100-python"
-    if download and not folder.exists():
-        from torchvision.datasets import CIFAR100
-        CIFAR100(str(root), train=True, download=True)
-    if not folder.exists():
-        raise FileNotFoundError(f"CIFAR-100 not found at {folder}; pass download=True (--download)")
-    meta = _read_cifar_batch(folder / "meta")
+    folder = _cifar_folder(root, download, "cifar-100-python", "CIFAR100", "CIFAR-100")
+    names = tuple(_read_cifar_batch(folder / "meta")["fine_label_names"])
     x_tr, y_tr = _cifar_arrays(folder, ["train"], "fine_labels")
     x_te, y_te = _cifar_arrays(folder, ["test"], "fine_labels")
-    return _from_nchw("cifar100", x_tr, y_tr, x_te, y_te, tuple(meta["fine_label_names"]), hflip=True)
+    return _from_nchw("cifar100", x_tr, y_tr, x_te, y_te, names, hflip=True)
 
 
 def _from_nchw(name, x_tr, y_tr, x_te, y_te, names, hflip) -> Dataset:

@@ -62,7 +62,10 @@ class RunContext:
 
     def log(self, message: str) -> None:
         if self.verbose and self.is_main:
-            print(f"[bdray] {message}", flush=True)
+            self.emit(f"[bdray] {message}")
+
+    def emit(self, line: str) -> None:
+        print(line, flush=True)
 
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
         return model.to(self.device)

@@ -1,6 +1,7 @@
 """Run a method's loop as Ray Train workers (``TorchTrainer``; CPU or GPU, 1..N workers, DDP)."""
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -48,7 +49,11 @@ class RayTrainContext(RunContext):
             ray.train.report(row)
         if self.verbose and self.is_main:
             shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
-            print(f"[bdray] epoch {metrics.get('epoch')}: {shown}", flush=True)
+            self.emit(f"[bdray] epoch {metrics.get('epoch')}: {shown}")
+
+    def emit(self, line: str) -> None:
+        # Ray Train patches print() to log *and* echo, which shows every line twice; log once.
+        logging.getLogger("bdray").info(line)
 
     def load_checkpoint(self):
         import ray.train
