@@ -27,7 +27,7 @@ from bdray.runtime.context import LocalContext, RunContext, load_state
 
 # Part of every artifact key: bump it whenever model architectures or the backdoor training code
 # change in a way that makes earlier artifacts wrong, so they are retrained rather than reused.
-ARTIFACT_FORMAT = 2
+ARTIFACT_FORMAT = 3
 MODEL_FILE = "model.pt"
 META_FILE = "meta.json"
 
@@ -147,10 +147,11 @@ class ArtifactStore:
                       f"poison_rate={cfg.poison_rate})", flush=True)
             t0 = time.time()
             ctx = LocalContext(device=device, checkpoint_dir=self.local / "backdoor" / f"{key}.partial",
-                               verbose=verbose)
+                               artifact_root=self.uri or self.local, verbose=verbose)
             result = train_backdoor(cfg, ctx)
             metrics = {k: v for k, v in result.items() if isinstance(v, (int, float))}
-            state = {"model": result["model"].state_dict(), "poison_indices": result["poison_indices"].cpu()}
+            state = {"model": result["model"].state_dict(), "poison_indices": result["poison_indices"].cpu(),
+                     "trigger_state": {k: v.cpu() for k, v in result["trigger_state"].items()}}
             meta = {"config": cfg.to_dict(), "metrics": metrics, "train_time_s": time.time() - t0,
                     "history": ctx.history}
             self.save(key, state, meta)
@@ -159,8 +160,9 @@ class ArtifactStore:
             return state, meta, True
 
 
-def backdoored_model(cfg, ctx: RunContext):
-    """The backdoored ``ImageClassifier`` for ``cfg`` (trained now or loaded) and its metrics."""
+def backdoored_model(cfg, ctx: RunContext, with_trigger_state: bool = False):
+    """The backdoored ``ImageClassifier`` for ``cfg`` (trained now or loaded) and its metrics (and,
+    with ``with_trigger_state``, the tensors that rebuild its exact trigger)."""
     from bdray.data import KNOWN_SHAPES, load_dataset
     from bdray.models import create_model
 
@@ -177,4 +179,6 @@ def backdoored_model(cfg, ctx: RunContext):
     model.load_state_dict(state["model"])
     ctx.log(f"attack artifact {artifact_key(cfg)} {'trained' if trained else 'reused'}: "
             f"acc={meta['metrics']['acc']:.4f} asr={meta['metrics']['asr']:.4f}")
+    if with_trigger_state:
+        return model.to(ctx.device), meta["metrics"], state.get("trigger_state", {})
     return model.to(ctx.device), meta["metrics"]

@@ -20,6 +20,9 @@ from bdray.data.batches import batched_logits
 from bdray.data.splits import Split, to_float
 
 METRIC_NAMES = ("acc", "asr", "asr_cond", "ra", "asr_x4", "asr_x9")
+# How much the model reacts to the trigger (DHBE Fig. 7): mean over non-target test images of the
+# L1 / L2 norm of (activation on triggered image − activation on clean image).
+ACTIVATION_NAMES = ("act_l1_penultimate", "act_l2_penultimate", "act_l1_logits", "act_l2_logits")
 
 
 def _mean(mask: torch.Tensor) -> float:
@@ -55,9 +58,28 @@ def backdoor_metrics(pred_clean: torch.Tensor, pred_triggered: torch.Tensor, lab
     }
 
 
+def activation_difference(model: torch.nn.Module, clean: torch.Tensor, triggered: torch.Tensor,
+                          batch_size: int = 1024) -> Dict[str, float]:
+    """Mean L1/L2 distance between the model's penultimate features (and logits) on clean and
+    triggered versions of the same images."""
+    sums = dict.fromkeys(ACTIVATION_NAMES, 0.0)
+    with torch.no_grad():
+        for start in range(0, len(clean), batch_size):
+            fc = model.features(clean[start:start + batch_size])
+            ft = model.features(triggered[start:start + batch_size])
+            head = model.backbone.linear
+            for name, a, b in (("penultimate", fc, ft), ("logits", head(fc), head(ft))):
+                d = (b - a).flatten(1)
+                sums[f"act_l1_{name}"] += float(d.abs().sum(1).sum())
+                sums[f"act_l2_{name}"] += float(d.norm(dim=1).sum())
+    n = max(len(clean), 1)
+    return {k: v / n for k, v in sums.items()}
+
+
 def evaluate_backdoor(model: torch.nn.Module, test: Split, trigger: Trigger, target: int,
-                      batch_size: int = 1024) -> Dict[str, float]:
-    """All metrics of ``model`` on the clean test split and its triggered copy (eval mode)."""
+                      batch_size: int = 1024, activations: bool = False) -> Dict[str, float]:
+    """All metrics of ``model`` on the clean test split and its triggered copy (eval mode);
+    with ``activations`` also the activation differences (``ACTIVATION_NAMES``)."""
     was_training = model.training
     model.eval()
     try:
@@ -71,6 +93,9 @@ def evaluate_backdoor(model: torch.nn.Module, test: Split, trigger: Trigger, tar
                 out[f"asr_x{times}"] = attack_success_rate(amp, test.labels, target)
             else:
                 out[f"asr_x{times}"] = math.nan
+        if activations:
+            keep = test.labels != target
+            out.update(activation_difference(model, clean[keep], trigger.apply(clean[keep]), batch_size))
         return out
     finally:
         model.train(was_training)

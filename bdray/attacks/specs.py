@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
@@ -23,16 +23,31 @@ class Trigger:
     def apply(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def poison(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """How training images are poisoned (default: the test-time trigger itself)."""
+        return self.apply(images)
+
+    def state(self) -> Dict[str, torch.Tensor]:
+        """Tensors that rebuild this exact trigger (stored with the attack artifact)."""
+        return {}
+
     def apply_amplified(self, images: torch.Tensor, times: int) -> torch.Tensor:
         raise ValueError(f"the {self.name} trigger is not a patch; amplified triggers apply to patch triggers")
 
 
 @dataclasses.dataclass
 class AttackParams(Config):
+    """Declared parameters of an attack.  ``build`` makes its trigger for an image shape;
+    attacks with ``needs_surrogate`` get a callable returning a clean surrogate model, and
+    ``state`` (from ``Trigger.state()``) rebuilds a trigger that was optimised earlier."""
+
+    needs_surrogate = False
+
     def check_fits(self, image_shape: ImageShape) -> None:
         """Raise a ConfigError if this trigger cannot be applied to images of this shape."""
 
-    def build(self, image_shape: ImageShape, seed: int) -> Trigger:
+    def build(self, image_shape: ImageShape, seed: int, *, surrogate: Optional[Callable] = None,
+              state: Optional[Dict[str, torch.Tensor]] = None) -> Trigger:
         raise NotImplementedError
 
 
@@ -50,6 +65,9 @@ class PatchTrigger(Trigger):
 
     def apply(self, images):
         return T.paste_patch(images, self.patch, [self.position])
+
+    def state(self):
+        return {"patch": self.patch.detach().cpu()}
 
     def apply_amplified(self, images, times):
         _, h, w = self.image_shape
@@ -81,7 +99,7 @@ class BadNetsParams(AttackParams):
                               f"a patch that fits the {h}×{w} image with margin {self.margin}: "
                               f"trigger_size <= {min(h, w) - 2 * self.margin}")
 
-    def build(self, image_shape, seed):
+    def build(self, image_shape, seed, *, surrogate=None, state=None):
         self.check_fits(image_shape)
         c, h, w = image_shape
         patch = (T.checkerboard(self.trigger_size, c) if self.pattern == "checkerboard"
@@ -114,7 +132,7 @@ class BlendParams(AttackParams):
         check_number("alpha", self.alpha, low=0.0, high=1.0, low_open=True)
         check_number("pattern_seed", self.pattern_seed, low=0, integer=True)
 
-    def build(self, image_shape, seed):
+    def build(self, image_shape, seed, *, surrogate=None, state=None):
         return BlendTrigger(T.make_noise_pattern(image_shape, self.pattern_seed), self.alpha)
 
 
@@ -143,7 +161,7 @@ class SigParams(AttackParams):
         check_number("delta", self.delta, low=0.0, high=1.0, low_open=True)
         check_positive("frequency", self.frequency)
 
-    def build(self, image_shape, seed):
+    def build(self, image_shape, seed, *, surrogate=None, state=None):
         return SigTrigger(self.delta, self.frequency)
 
 
@@ -185,7 +203,7 @@ class WaNetParams(AttackParams):
         if self.grid_size > min(h, w):
             raise ConfigError("grid_size", self.grid_size, f"at most the image side {min(h, w)}")
 
-    def build(self, image_shape, seed):
+    def build(self, image_shape, seed, *, surrogate=None, state=None):
         self.check_fits(image_shape)
         _, h, w = image_shape
         return WarpTrigger(T.make_wanet_grid(h, w, self.grid_size, self.strength, self.grid_seed), self.cross_ratio)
@@ -197,5 +215,10 @@ def attack_params(name: str, params: dict | None = None) -> AttackParams:
     return cls.from_dict(params or {})
 
 
-def build_trigger(name: str, params: dict | None, image_shape: ImageShape, seed: int = 0) -> Trigger:
-    return attack_params(name, params).build(image_shape, seed)
+def build_trigger(name: str, params: dict | None, image_shape: ImageShape, seed: int = 0, *,
+                  surrogate: Optional[Callable] = None, state: Optional[Dict[str, torch.Tensor]] = None) -> Trigger:
+    spec = attack_params(name, params)
+    if spec.needs_surrogate and surrogate is None and not state:
+        raise ValueError(f"the {name} attack builds its trigger on a surrogate model: pass surrogate= "
+                         f"(or the stored trigger state)")
+    return spec.build(image_shape, seed, surrogate=surrogate, state=state)

@@ -28,8 +28,17 @@ def _register_builtin() -> None:
     from bdray.methods.backdoor import BackdoorConfig, train_backdoor
     from bdray.methods.dhbe import DHBEConfig, train_dhbe
 
+    from bdray.methods.fineprune import FinePruneConfig, train_fineprune
+    from bdray.methods.finetune import FinetuneConfig, train_finetune
+    from bdray.methods.nad import NADConfig, train_nad
+    from bdray.methods.neural_cleanse import NeuralCleanseConfig, train_neural_cleanse
+
     METHODS.register("backdoor", MethodSpec("backdoor", BackdoorConfig, train_backdoor))
     METHODS.register("dhbe", MethodSpec("dhbe", DHBEConfig, train_dhbe))
+    METHODS.register("finetune", MethodSpec("finetune", FinetuneConfig, train_finetune))
+    METHODS.register("fineprune", MethodSpec("fineprune", FinePruneConfig, train_fineprune))
+    METHODS.register("nad", MethodSpec("nad", NADConfig, train_nad))
+    METHODS.register("neural_cleanse", MethodSpec("neural_cleanse", NeuralCleanseConfig, train_neural_cleanse))
 
 
 def get_method(name: str) -> MethodSpec:

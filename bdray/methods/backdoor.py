@@ -46,7 +46,10 @@ class BackdoorConfig(Config):
         super().__post_init__()
         # canonical form: every declared attack parameter, defaults filled in, so that equal
         # attacks give equal artifact keys and every parameter gets its own column
-        self.attack_params = attack_params(self.attack, self.attack_params).to_dict()
+        params = attack_params(self.attack, self.attack_params).to_dict()
+        if "target_class" in params:  # attacks that optimise towards the target (trojan) follow ours
+            params["target_class"] = self.target_class
+        self.attack_params = params
 
     def replace(self, **changes: Any) -> "BackdoorConfig":
         # switching attack starts from the new attack's defaults unless parameters are given
@@ -76,6 +79,25 @@ class BackdoorConfig(Config):
         return out
 
 
+def surrogate_config(cfg: BackdoorConfig) -> BackdoorConfig:
+    """The clean model an attack optimises its trigger / perturbations on: same data, model and
+    training, no poison."""
+    return cfg.replace(attack="badnets", attack_params={}, poison_rate=0.0, label_mode="auto")
+
+
+def build_attack_trigger(cfg: BackdoorConfig, image_shape, state=None, ctx: RunContext | None = None, data=None):
+    """The attack's trigger: rebuilt from ``state`` (stored with an artifact) when given; attacks
+    that need a surrogate get the clean surrogate model (itself an artifact) and training images."""
+    surrogate = None
+    if ctx is not None:
+        def surrogate():
+            from bdray.artifacts import backdoored_model
+
+            model, _ = backdoored_model(surrogate_config(cfg), ctx)
+            return model.eval(), to_float(data.train.images)
+    return build_trigger(cfg.attack, cfg.attack_params, image_shape, cfg.seed, surrogate=surrogate, state=state)
+
+
 def resolved_label_mode(cfg: BackdoorConfig, trigger) -> str:
     if cfg.label_mode != "auto":
         return cfg.label_mode
@@ -87,7 +109,7 @@ def train_backdoor(cfg: BackdoorConfig, ctx: RunContext) -> Dict[str, Any]:
     model (``"model"``: the unwrapped ``ImageClassifier``) and the poisoned indices."""
     seed_everything(cfg.seed)
     data = load_dataset(cfg.dataset, cfg.data_root, cfg.download).to(ctx.device)
-    trigger = build_trigger(cfg.attack, cfg.attack_params, data.image_shape, cfg.seed)
+    trigger = build_attack_trigger(cfg, data.image_shape, ctx=ctx, data=data)
     poisoned = poison_split(data.train, trigger, rate=cfg.poison_rate, target_class=cfg.target_class,
                             label_mode=resolved_label_mode(cfg, trigger), seed=cfg.seed)
     images, labels = poisoned.split.images, poisoned.split.labels
@@ -127,4 +149,5 @@ def train_backdoor(cfg: BackdoorConfig, ctx: RunContext) -> Dict[str, Any]:
                        resumed_from_epoch=start_epoch)
         ctx.report(metrics, {"epoch": epoch + 1, "model": unwrap(model).state_dict(),
                              "optimizer": opt.state_dict()})
-    return {**metrics, "model": unwrap(model), "poison_indices": poisoned.poison_indices}
+    return {**metrics, "model": unwrap(model), "poison_indices": poisoned.poison_indices,
+            "trigger_state": trigger.state()}

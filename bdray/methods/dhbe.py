@@ -17,14 +17,13 @@ from typing import Any, Dict, Tuple
 import torch
 import torch.nn.functional as F
 
-from bdray.artifacts import backdoored_model
-from bdray.attacks import build_trigger
 from bdray.config import Config, ConfigError, check_choice, check_non_negative, check_number, check_positive, check_positive_int
-from bdray.data import KNOWN_SHAPES, load_dataset
+from bdray.data import KNOWN_SHAPES
 from bdray.methods.backdoor import BackdoorConfig
 from bdray.methods.common import seed_everything, set_lr, step_lr_factor
 from bdray.methods.generators import (BNStatisticsPrior, SampleGenerator, TriggerGenerator, paste_trigger, paste_trigger_per_sample,
                                      total_variation)
+from bdray.methods.threat import load_threat
 from bdray.metrics import evaluate_backdoor
 from bdray.runtime.context import RunContext, unwrap
 
@@ -103,10 +102,9 @@ def _l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def train_dhbe(cfg: DHBEConfig, ctx: RunContext) -> Dict[str, Any]:
-    teacher, teacher_metrics = backdoored_model(cfg.backdoor, ctx)
+    threat = load_threat(cfg.backdoor, ctx)
+    teacher, teacher_metrics, data, trigger = threat.model, threat.metrics, threat.data, threat.trigger
     gen = seed_everything(cfg.seed + 7919 * ctx.rank)
-    data = load_dataset(cfg.backdoor.dataset, cfg.backdoor.data_root, cfg.backdoor.download).to(ctx.device)
-    trigger = build_trigger(cfg.backdoor.attack, cfg.backdoor.attack_params, data.image_shape, cfg.backdoor.seed)
     c, h, w = data.image_shape
     if cfg.trigger_gen_size > min(h, w):
         raise ConfigError("trigger_gen_size", cfg.trigger_gen_size, f"at most the image side {min(h, w)}")
@@ -203,7 +201,7 @@ def train_dhbe(cfg: DHBEConfig, ctx: RunContext) -> Dict[str, Any]:
                 loss_p.backward()
                 opt_p.step()
         opt_s.zero_grad(set_to_none=True)
-        metrics = evaluate_backdoor(unwrap(student), data.test, trigger, cfg.backdoor.target_class)
+        metrics = evaluate_backdoor(unwrap(student), data.test, trigger, cfg.backdoor.target_class, activations=True)
         metrics.update({k: v / cfg.iters_per_epoch for k, v in sums.items()})
         metrics.update(epoch=epoch + 1, epoch_time_s=time.time() - t0, resumed_from_epoch=start_epoch,
                        teacher_acc=teacher_metrics["acc"], teacher_asr=teacher_metrics["asr"])
