@@ -1,36 +1,83 @@
-"""One call that turns a sweep folder into its figures and tables."""
+"""One call that turns a sweep folder into every figure and table that applies to it."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Dict, Sequence
 
+import pandas as pd
+
+from analysis import paper
 from analysis.load import load_trials
 from analysis.tables import markdown_table, trials_table
 from analysis.tradeoff import plot_tradeoff
 
 
+def _varies(df: pd.DataFrame, column: str) -> bool:
+    return column in df and df[column].dropna().nunique() > 1
+
+
 def write_report(sweep_dir: str, params: Sequence[str] = (), out_dir: str | None = None) -> Dict[str, str]:
-    """Write ``tradeoff.png`` and ``trials.md`` (local folder) and return their paths."""
+    """Write PNG and Markdown files under ``<sweep_dir>/report`` (or ``out_dir``); return their paths.
+
+    Always: ``trials.md`` and ``tradeoff.png`` (one scatter + logistic fit per method and clean-data
+    fraction).  When the sweep has several attacks or trigger sizes: ``attack_defense.md`` (Table 3)
+    and ``amplified.md`` (Table 6).  When DHBE's λ / student lr vary: ``lambda_sensitivity`` /
+    ``lr_sensitivity`` (.png and .md).  When trigger and generator sizes vary: ``trigger_size.md``.
+    """
     trials = load_trials(sweep_dir)
     out = Path(out_dir or Path(sweep_dir) / "report")
     out.mkdir(parents=True, exist_ok=True)
-    done = trials[trials["status"] == "TERMINATED"]
+    done = trials[trials["status"] == "TERMINATED"].copy()
+    sweep = str(trials["sweep"].iloc[0]) if len(trials) else Path(sweep_dir).name
+    paths: Dict[str, str] = {}
+
+    # trade-off curves
     reference = None
-    if {"teacher_acc", "teacher_asr"} <= set(done.columns) and len(done):
+    if {"teacher_acc", "teacher_asr"} <= set(done.columns) and len(done) and not _varies(done, "attack"):
         reference = {"acc": float(done["teacher_acc"].iloc[0]), "asr": float(done["teacher_asr"].iloc[0]),
                      "label": "backdoored model"}
-    color_by = params[0] if params else None
-    sweep = str(trials["sweep"].iloc[0]) if len(trials) else Path(sweep_dir).name
-    fits = plot_tradeoff(done, str(out / "tradeoff.png"), color_by=color_by, reference=reference,
-                         title=f"ACC–ASR trade-off: {sweep}")
-    table = trials_table(trials, params=params)
-    lines = [f"# Sweep `{sweep}`", "", f"{len(trials)} trials ({len(done)} finished).", ""]
+    if len(done):
+        done["curve"] = paper.curve_labels(done)
+    shown = [p for p in params if p in trials]
+    color_by = shown[0] if shown and done["method"].nunique() == 1 else None
+    fits = plot_tradeoff(done, str(out / "tradeoff.png"), group="curve", color_by=color_by, reference=reference,
+                         title=f"ACC–ASR trade-off: {sweep}") if len(done) else {}
+    paths["tradeoff_png"] = str(out / "tradeoff.png")
+    lines = [f"# Sweep `{sweep}`", "", f"{len(trials)} trials ({len(done)} finished).", "", "## Trade-off fits", ""]
     for name, fit in fits.items():
         if fit is None:
             lines.append(f"- {name}: no logistic fit (fewer than 4 distinct points, or ASR spread below 5 points)")
         else:
-            lines.append(f"- {name}: logistic fit acc = {fit.low:.3f} + ({fit.high:.3f} - {fit.low:.3f}) / "
+            lines.append(f"- {name}: acc = {fit.low:.3f} + ({fit.high:.3f} - {fit.low:.3f}) / "
                          f"(1 + exp(-{fit.k:.3g}·(asr - {fit.mid:.3f}))), rmse {fit.rmse:.4f}")
-    lines += ["", markdown_table(table)]
+    lines += ["", "## Trials", "", markdown_table(trials_table(trials, params=["method", *shown]))]
     (out / "trials.md").write_text("\n".join(lines))
-    return {"tradeoff_png": str(out / "tradeoff.png"), "trials_md": str(out / "trials.md")}
+    paths["trials_md"] = str(out / "trials.md")
+
+    if len(done) and (_varies(done, "attack") or _varies(done, "backdoor_attack_trigger_size")):
+        (out / "attack_defense.md").write_text("# ACC and ASR (%) per attack and defense (Table 3)\n\n"
+                                               + markdown_table(paper.attack_defense_table(done)))
+        (out / "amplified.md").write_text("# ASR (%) with amplified triggers ×1 / ×4 / ×9 (Table 6)\n\n"
+                                          + markdown_table(paper.amplified_table(done)))
+        paths["attack_defense_md"] = str(out / "attack_defense.md")
+        paths["amplified_md"] = str(out / "amplified.md")
+
+    dhbe = done[done["method"] == "dhbe"] if len(done) else done
+    for param, stem in (("lambda_abr", "lambda_sensitivity"), ("student_lr", "lr_sensitivity")):
+        if _varies(dhbe, param):
+            paper.plot_sensitivity(dhbe, param, str(out / f"{stem}.png"), title=f"DHBE: sensitivity to {param}")
+            table = paper.sensitivity_table(dhbe, param)
+            table.columns = [" ".join(c).strip() if isinstance(c, tuple) else c for c in table.columns]
+            (out / f"{stem}.md").write_text(f"# DHBE sensitivity to {param}\n\n" + markdown_table(table))
+            paths[f"{stem}_png"] = str(out / f"{stem}.png")
+            paths[f"{stem}_md"] = str(out / f"{stem}.md")
+
+    if _varies(dhbe, "trigger_gen_size") or (_varies(dhbe, "backdoor_attack_trigger_size")
+                                             and "trigger_gen_size" in dhbe):
+        grids = paper.trigger_size_grid(dhbe)
+        text = ["# DHBE: actual trigger size (rows) × trigger-generator size (columns) (Fig. 11)", ""]
+        for metric, grid in grids.items():
+            text += [f"## {metric} (%)", "", markdown_table(grid.reset_index())]
+        (out / "trigger_size.md").write_text("\n".join(text))
+        paths["trigger_size_md"] = str(out / "trigger_size.md")
+    return paths

@@ -43,3 +43,25 @@ def test_dfad_baseline_is_reported_next_to_dhbe(artifact_root, dhbe_result, teac
     assert set(dfad) >= {"acc", "asr", "asr_cond", "ra", "asr_x4", "asr_x9"}
     # without the adversarial backdoor regulariser the backdoor survives distillation
     assert dfad["asr"] > m["asr"] + 0.3
+
+
+# Blind baselines as in the DHBE paper's Table 6, at learning rates where they bring the single
+# trigger's ASR down on the digits; the paper's claim is about at least one of them.
+BLIND = [("fineprune", {"lr": 0.01}), ("fineprune", {"lr": 0.02}), ("finetune", {"lr": 0.03}),
+         ("finetune", {"lr": 0.04})]
+
+
+def test_incomplete_erasing_shows_under_amplified_triggers(artifact_root, dhbe_result):
+    """A blind baseline that looks (partly) erased with one trigger fires far more often with the
+    trigger pasted four times, while DHBE's response stays low (DHBE paper §5.3, Table 6).  On 16×16
+    digits this shows at ×4; ×9 pastes cover a third of the image and are only reported."""
+    m = dhbe_result.metrics
+    print(f"\nDHBE:  asr={m['asr']:.3f} x4={m['asr_x4']:.3f} x9={m['asr_x9']:.3f}")
+    gaps = []
+    for method, overrides in BLIND:
+        b = run_local(method, overrides, device="cpu", artifact_root=artifact_root, verbose=False).metrics
+        print(f"{method} lr={overrides['lr']}: acc={b['acc']:.3f} asr={b['asr']:.3f} x4={b['asr_x4']:.3f} "
+              f"x9={b['asr_x9']:.3f}")
+        gaps.append(b["asr_x4"] - b["asr"])
+    assert m["asr_x4"] <= 0.15
+    assert max(gaps) >= 0.2

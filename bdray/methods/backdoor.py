@@ -53,9 +53,8 @@ class BackdoorConfig(Config):
 
     def replace(self, **changes: Any) -> "BackdoorConfig":
         # switching attack starts from the new attack's defaults unless parameters are given
-        if "attack" in changes and changes["attack"] != self.attack and not any(
-                k == "attack_params" or k.startswith("attack_params.") for k in changes):
-            changes["attack_params"] = {}
+        if "attack" in changes and changes["attack"] != self.attack and "attack_params" not in changes:
+            changes["attack_params"] = {}  # dotted "attack_params.<name>" changes apply on top
         return super().replace(**changes)
 
     def validate(self) -> None:

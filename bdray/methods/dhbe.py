@@ -172,7 +172,8 @@ def train_dhbe(cfg: DHBEConfig, ctx: RunContext) -> Dict[str, Any]:
                 s_out = student(x, normalized=True)
                 loss_distill = _l1(s_out, t_out)
                 loss = loss_distill
-                if trig_gen is not None and cfg.lambda_abr > 0:
+                if trig_gen is not None:  # with λ = 0 the triggered batch still passes through the
+                    # student in train mode (moving its BN statistics), as the paper notes for DHBE λ = 0
                     with torch.no_grad():
                         x_trig = triggered(x)
                     loss_abr = _l1(student(x_trig, normalized=True), s_out.detach())

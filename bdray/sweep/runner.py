@@ -42,6 +42,8 @@ class Sweep:
     base_config: Config
     search_space: Dict[str, Any]
     objectives: Sequence[Tuple[str, str]] = (("acc", "max"), ("asr", "min"))
+    search: str = "optuna"         # "optuna" (seeded TPE) or "grid" (every tune.grid_search combination)
+    study_name: Optional[str] = None  # Optuna study (default: the sweep name; compare sweeps use one per method)
     num_samples: int = 8
     max_concurrent: int = 2
     storage_path: str = DEFAULT_STORAGE
@@ -62,6 +64,8 @@ class Sweep:
             raise ConfigError("base_config", type(self.base_config).__name__, spec.config_cls.__name__)
         if not self.name or any(ch in self.name for ch in "/\\ "):
             raise ConfigError("name", self.name, "a non-empty name without slashes or spaces")
+        if self.search not in ("optuna", "grid"):
+            raise ConfigError("search", self.search, "'optuna' or 'grid'")
         check_positive_int("num_samples", self.num_samples)
         check_positive_int("max_concurrent", self.max_concurrent)
         check_positive_int("workers_per_trial", self.workers_per_trial)
@@ -104,6 +108,8 @@ def _domain_values(key: str, domain: Any) -> list:
     """The values a Tune domain can take at its edges: both bounds, or every category."""
     from ray.tune.search.sample import Categorical, Domain, Float, Integer
 
+    if isinstance(domain, dict) and "grid_search" in domain:
+        return list(domain["grid_search"])
     if isinstance(domain, Categorical):
         return list(domain.categories)
     if isinstance(domain, (Float, Integer)):
@@ -147,17 +153,42 @@ def sweep_trial(params: Dict[str, Any], sweep: Dict[str, Any]) -> None:
                   callbacks=[TuneReportCallback()], verbose=sweep["verbose"])
 
 
-def _prebuild_artifact(sweep: Sweep) -> None:
-    """Train the attack artifact the trials share once, on cluster resources, before trials start."""
+def artifact_configs(sweep: Sweep) -> List[Any]:
+    """The distinct backdoor configs the trials will need, when they can be known up front: the
+    base one, or every combination of ``backdoor.*`` grid values."""
+    import itertools
+
+    base = getattr(sweep.base_config, "backdoor", None)
+    if base is None:
+        return []
+    keys = [k for k in sweep.search_space if k.startswith("backdoor.")]
+    if not keys:
+        return [base]
+    values = []
+    for k in keys:
+        domain = sweep.search_space[k]
+        if not (isinstance(domain, dict) and "grid_search" in domain):
+            return []  # sampled: each trial gets (or, under a lock, trains) its own
+        values.append(domain["grid_search"])
+    configs = {}
+    for combo in itertools.product(*values):
+        cfg = sweep.base_config.replace(**dict(zip(keys, combo))).backdoor
+        configs[cfg.digest()] = cfg
+    return list(configs.values())
+
+
+def _prebuild_artifacts(sweep: Sweep) -> None:
+    """Train the attack artifacts the trials share, on cluster resources, before trials start
+    (in parallel when there are several)."""
     import ray
 
-    cfg = getattr(sweep.base_config, "backdoor", None)
-    if cfg is None or any(k.startswith("backdoor.") for k in sweep.search_space):
-        return  # each trial gets (or, under a lock, trains) its own
-    from bdray.artifacts import ArtifactStore
+    configs = artifact_configs(sweep)
+    if not configs:
+        return
 
     def build(root, cfg_dict):
         import torch
+        from bdray.artifacts import ArtifactStore
         from bdray.methods.backdoor import BackdoorConfig
         from bdray.runtime.context import default_device
 
@@ -167,9 +198,10 @@ def _prebuild_artifact(sweep: Sweep) -> None:
         return meta["metrics"], trained
 
     remote = ray.remote(num_cpus=sweep.cpus_per_worker, num_gpus=sweep.gpus_per_worker)(build)
-    metrics, trained = ray.get(remote.remote(sweep.artifact_root, cfg.to_dict()))
-    print(f"[bdray] attack artifact {'trained' if trained else 'reused'}: "
-          f"acc={metrics['acc']:.4f} asr={metrics['asr']:.4f}", flush=True)
+    futures = [remote.remote(sweep.artifact_root, cfg.to_dict()) for cfg in configs]
+    for cfg, (metrics, trained) in zip(configs, ray.get(futures)):
+        print(f"[bdray] attack artifact {cfg.attack} {cfg.attack_params.get('trigger_size', '')} "
+              f"{'trained' if trained else 'reused'}: acc={metrics['acc']:.4f} asr={metrics['asr']:.4f}", flush=True)
 
 
 def run_sweep(sweep: Sweep) -> SweepResult:
@@ -184,29 +216,33 @@ def run_sweep(sweep: Sweep) -> SweepResult:
     t0 = time.time()
     if not ray.is_initialized():
         ray.init(log_to_driver=sweep.verbose)
-    _prebuild_artifact(sweep)
+    _prebuild_artifacts(sweep)
 
-    journal = sweep.journal_path()
-    journal.parent.mkdir(parents=True, exist_ok=True)
-    study_storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
-    metrics = [m for m, _ in sweep.objectives]
-    modes = [m for _, m in sweep.objectives]
-    searcher = OptunaSearch(metric=metrics if len(metrics) > 1 else metrics[0],
-                            mode=modes if len(modes) > 1 else modes[0],
-                            sampler=optuna.samplers.TPESampler(seed=sweep.seed),
-                            study_name=sweep.name, storage=study_storage)
+    if sweep.search == "optuna":
+        journal = sweep.journal_path()
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        study_storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+        metrics = [m for m, _ in sweep.objectives]
+        modes = [m for _, m in sweep.objectives]
+        searcher = OptunaSearch(metric=metrics if len(metrics) > 1 else metrics[0],
+                                mode=modes if len(modes) > 1 else modes[0],
+                                sampler=optuna.samplers.TPESampler(seed=sweep.seed),
+                                study_name=sweep.study_name or sweep.name, storage=study_storage)
+        tune_config = tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=sweep.max_concurrent),
+                                      num_samples=sweep.num_samples)
+    else:
+        tune_config = tune.TuneConfig(num_samples=sweep.num_samples, max_concurrent_trials=sweep.max_concurrent)
     payload = {"method": sweep.method, "base_config": sweep.base_config.to_dict(), "root": sweep.root,
                "artifact_root": sweep.artifact_root, "workers_per_trial": sweep.workers_per_trial,
                "cpus_per_worker": sweep.cpus_per_worker, "gpus_per_worker": sweep.gpus_per_worker,
                "verbose": sweep.verbose}
     trainable = tune.with_resources(tune.with_parameters(sweep_trial, sweep=payload),
                                     {"cpu": sweep.driver_cpus, "memory": sweep.driver_memory_mb * 2**20})
-    tune_run = f"{sweep.name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    tune_run = f"{sweep.name}-{sweep.method}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     tuner = tune.Tuner(
         trainable,
         param_space=dict(sweep.search_space),
-        tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=sweep.max_concurrent),
-                                    num_samples=sweep.num_samples),
+        tune_config=tune_config,
         run_config=tune.RunConfig(name=tune_run, storage_path=S.join(sweep.root, "tune"),
                                   failure_config=tune.FailureConfig(max_failures=sweep.trial_retries),
                                   verbose=1 if sweep.verbose else 0),

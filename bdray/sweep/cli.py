@@ -1,0 +1,77 @@
+"""Command-line pieces every sweep script shares: data/model/attack flags, resources, storage."""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Dict
+
+from bdray.methods.backdoor import BackdoorConfig
+from bdray.sweep.runner import DEFAULT_STORAGE
+
+# Attack-training settings per dataset: the embedded digits are CPU-sized; real datasets follow
+# the papers (ResNet-18 style training).
+BACKDOOR_PRESETS: Dict[str, Dict[str, Any]] = {
+    "digits": {},
+    "mnist": {"epochs": 20, "batch_size": 128, "lr": 0.05, "crop_padding": 2},
+    "default": {"epochs": 100, "batch_size": 128, "lr": 0.1, "crop_padding": 4},
+}
+
+
+def add_common_args(parser: argparse.ArgumentParser, default_samples: int = 6) -> argparse.ArgumentParser:
+    add = parser.add_argument
+    add("--smoke-test", action="store_true", help="tiny trainings and few trials, to check the plumbing")
+    add("--dataset", default="digits", help="digits (embedded), mnist, cifar10, cifar100, gtsrb, npz")
+    add("--data-root", default=None, help="data folder (or the .npz file for --dataset npz)")
+    add("--download", action="store_true", help="let torchvision download the dataset")
+    add("--model", default=None, help="small_cnn, resnet18, preact_resnet18, wrn_16_1")
+    add("--attack", default="badnets", help="badnets, blend, sig, wanet, trojan, clean_label")
+    add("--poison-rate", type=float, default=0.1)
+    add("--target-class", type=int, default=0)
+    add("--trigger-size", type=int, default=None)
+    add("--num-samples", type=int, default=default_samples, help="trials (Optuna) or grid repeats")
+    add("--max-concurrent", type=int, default=2)
+    add("--storage-path", default=DEFAULT_STORAGE, help="local folder or s3:// / gs:// URI")
+    add("--name", default=None, help="sweep name (and Optuna study); reuse it to add trials")
+    add("--seed", type=int, default=0, help="seed of the search")
+    add("--workers-per-trial", type=int, default=1, help="Ray Train workers (DDP) per trial")
+    add("--cpus-per-trial", type=float, default=1.0, help="CPUs per Train worker")
+    add("--gpus-per-trial", type=float, default=0.0, help="GPUs per Train worker (fractional ok)")
+    return parser
+
+
+def backdoor_config(args, **overrides: Any) -> BackdoorConfig:
+    """The attack to erase, from the flags (and the dataset's training preset)."""
+    preset = BACKDOOR_PRESETS.get(args.dataset, BACKDOOR_PRESETS["default"])
+    params = {"trigger_size": args.trigger_size} if args.trigger_size else {}
+    values = {**preset, "dataset": args.dataset, "data_root": args.data_root, "download": args.download,
+              "model": args.model or ("small_cnn" if args.dataset in ("digits", "mnist") else "resnet18"),
+              "attack": args.attack, "attack_params": params, "poison_rate": args.poison_rate,
+              "target_class": args.target_class}
+    if args.smoke_test:
+        values.update(epochs=4, batch_size=64)
+    values.update(overrides)
+    return BackdoorConfig.from_dict(values)
+
+
+def resources(args) -> Dict[str, Any]:
+    return {"max_concurrent": args.max_concurrent, "storage_path": args.storage_path, "seed": args.seed,
+            "workers_per_trial": args.workers_per_trial, "cpus_per_worker": args.cpus_per_trial,
+            "gpus_per_worker": args.gpus_per_trial}
+
+
+def finish(sweep_root: str, results, params) -> int:
+    """Print the final table, rebuild the report folder and return the exit code."""
+    import pandas as pd
+
+    from analysis.report import write_report
+    from analysis.tables import trials_table
+
+    trials = pd.concat([r.trials for r in results], ignore_index=True) if results else pd.DataFrame()
+    print("\n=== trials of this run ===")
+    if len(trials):
+        print(trials_table(trials, params=["method", *params]).to_string(index=False))
+    paths = write_report(sweep_root, params=params)
+    print(f"\n{len(trials)} trials this run; results under {sweep_root}")
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    failed = trials[trials["status"] != "TERMINATED"] if len(trials) else trials
+    return 1 if len(failed) else 0

@@ -1,0 +1,54 @@
+"""The clean-data erasing baselines, end to end on the embedded digits (in-process)."""
+import pytest
+import torch
+
+from bdray.data import Split
+from bdray.methods.erasing import clean_subset, epoch_batches
+from bdray.metrics import ACTIVATION_NAMES, METRIC_NAMES
+from bdray.runtime import run_local
+
+pytestmark = pytest.mark.slow
+FAST = {"epochs": 6, "samples_per_epoch": 256}
+
+
+def run(method, artifact_root, **overrides):
+    return run_local(method, {**FAST, **overrides}, device="cpu", artifact_root=artifact_root, verbose=False)
+
+
+def test_clean_subset_is_a_seeded_fraction_duplicated_per_epoch():
+    split = Split(torch.zeros(100, 1, 4, 4, dtype=torch.uint8), torch.arange(100) % 10)
+    a, b = clean_subset(split, 0.04, 1), clean_subset(split, 0.04, 1)
+    assert len(a) == 4 and torch.equal(a.labels, b.labels)
+    assert not torch.equal(clean_subset(split, 0.2, 1).labels, clean_subset(split, 0.2, 2).labels)
+    batches = list(epoch_batches(4, 50, 16, torch.Generator().manual_seed(0)))
+    seen = torch.cat(batches)
+    assert len(seen) == 50 and set(seen.tolist()) == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("method", ["finetune", "fineprune", "nad", "neural_cleanse"])
+def test_baseline_runs_end_to_end_and_reports_every_metric(method, artifact_root):
+    result = run(method, artifact_root)
+    assert set(METRIC_NAMES) <= set(result.metrics) and set(ACTIVATION_NAMES) <= set(result.metrics)
+    assert len(result.history) == FAST["epochs"]
+    assert 0.0 <= result.metrics["acc"] <= 1.0 and result.metrics["teacher_asr"] >= 0.95
+    assert result.metrics["clean_samples"] == round(0.04 * 1347)
+    if method == "fineprune":
+        assert 0.0 < result.metrics["pruned_fraction"] < 0.9
+    if method == "neural_cleanse":
+        assert result.metrics["nc_trigger_success"] > 0.5   # the recovered trigger does hit the target
+
+
+def test_finetuning_trades_accuracy_for_asr(artifact_root):
+    gentle = run("finetune", artifact_root, lr=0.005).metrics
+    harsh = run("finetune", artifact_root, lr=0.1).metrics
+    print(f"\nfinetune lr=0.005: acc={gentle['acc']:.3f} asr={gentle['asr']:.3f}; "
+          f"lr=0.1: acc={harsh['acc']:.3f} asr={harsh['asr']:.3f}")
+    assert harsh["asr"] < gentle["asr"] - 0.2
+    assert harsh["acc"] < gentle["acc"]
+
+
+def test_nad_attention_loss_is_nonzero_and_decreasing(artifact_root):
+    history = run("nad", artifact_root).history
+    losses = [row["loss_attention"] for row in history]
+    assert all(loss > 0 for loss in losses)
+    assert losses[-1] < losses[0]
