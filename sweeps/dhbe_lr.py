@@ -52,16 +52,17 @@ def build_sweeps(args) -> list:
                     search_space={"student_lr": tune.loguniform(args.lr_min, args.lr_max)},
                     num_samples=2 if args.smoke_test else args.num_samples, **res)]
     if args.compare:
-        lo, hi = (args.compare_lr_min, args.compare_lr_max)
-        if lo is None or hi is None:
-            lo, hi = COMPARE_LR.get(args.dataset, COMPARE_LR["default"])
-        n_lr, n_subsets, fractions = args.compare_lrs, args.subsets, args.clean_fractions
-        if args.smoke_test:
-            n_lr, n_subsets, fractions = 2, 1, fractions[:1]
+        default_lo, default_hi = COMPARE_LR.get(args.dataset, COMPARE_LR["default"])
+        lo = default_lo if args.compare_lr_min is None else args.compare_lr_min
+        hi = default_hi if args.compare_lr_max is None else args.compare_lr_max
+        small = args.smoke_test  # smoke: 2 lrs, 1 subset, 1 fraction unless given explicitly
+        n_lr = args.compare_lrs or (2 if small else 5)
+        n_subsets = args.subsets or (1 if small else 5)
+        fractions = args.clean_fractions or ([0.04] if small else [0.04, 0.01])
         space = {"lr": tune.grid_search([float(v) for v in np.linspace(lo, hi, n_lr)]),
                  "subset_seed": tune.grid_search(list(range(n_subsets))),
                  "clean_fraction": tune.grid_search(list(fractions))}
-        for method in BLIND_BASELINES:
+        for method in args.baselines:
             cfg = get_method(method).config_cls(backdoor=backdoor)
             if args.smoke_test:
                 cfg = cfg.replace(epochs=2, samples_per_epoch=128)
@@ -79,9 +80,10 @@ def parse_args(argv=None):
     parser.add_argument("--compare", action="store_true", help="also run the blind baselines on an lr grid")
     parser.add_argument("--compare-lr-min", type=float, default=None)
     parser.add_argument("--compare-lr-max", type=float, default=None)
-    parser.add_argument("--compare-lrs", type=int, default=5, help="lr values per baseline curve")
-    parser.add_argument("--subsets", type=int, default=5, help="clean subsets per curve")
-    parser.add_argument("--clean-fractions", type=float, nargs="+", default=[0.04, 0.01])
+    parser.add_argument("--baselines", nargs="+", default=list(BLIND_BASELINES), help="baselines of --compare")
+    parser.add_argument("--compare-lrs", type=int, default=None, help="lr values per baseline curve (5)")
+    parser.add_argument("--subsets", type=int, default=None, help="clean subsets per curve (5)")
+    parser.add_argument("--clean-fractions", type=float, nargs="+", default=None, help="(0.04 0.01)")
     return parser.parse_args(argv)
 
 

@@ -1,0 +1,88 @@
+"""Smoke runs of every paper sweep script on the shared local Ray, then the analysis command
+rebuilds every plot and table from the Parquet alone."""
+import math
+from pathlib import Path
+
+import pytest
+
+from analysis import fit_logistic, load_trials
+from analysis import paper
+from analysis.__main__ import main as analysis_main
+from bdray.sweep import run_sweep
+from sweeps import attack_defense, dhbe_lambda, dhbe_lr, dhbe_trigger_size
+
+pytestmark = pytest.mark.ray
+
+
+def run_script(module, root, *argv):
+    args = module.parse_args([*argv, "--smoke-test", "--storage-path", str(root)])
+    sweeps = module.build_sweeps(args)
+    for sweep in sweeps:
+        sweep.verbose = False
+        run_sweep(sweep)
+    return sweeps[0].root
+
+
+@pytest.fixture(scope="module")
+def smoke_dirs(ray_local, tmp_path_factory):
+    root = tmp_path_factory.mktemp("paper")
+    return {
+        "compare": run_script(dhbe_lr, root, "--compare", "--baselines", "finetune", "--compare-lrs", "4",
+                              "--compare-lr-max", "0.3"),
+        "lambda": run_script(dhbe_lambda, root),
+        "trigger_size": run_script(dhbe_trigger_size, root),
+        "attack_defense": run_script(attack_defense, root, "--defenses", "finetune", "dhbe"),
+    }
+
+
+def test_compare_sweep_has_every_method_and_finite_fits(smoke_dirs):
+    trials = load_trials(smoke_dirs["compare"])
+    assert set(trials["method"]) == {"dhbe", "finetune"}
+    assert (trials["status"] == "TERMINATED").all()
+    assert len(trials[trials["method"] == "finetune"]) == 4 and trials.loc[trials.method == "finetune", "lr"].nunique() == 4
+    analysis_main([smoke_dirs["compare"], "--param", "student_lr"])
+    report = trials.assign(curve=paper.curve_labels(trials))
+    assert "finetune (4% clean)" in set(report["curve"]) and "dhbe (no data)" in set(report["curve"])
+    fits = {name: fit_logistic(part["asr"], part["acc"]) for name, part in report.groupby("curve")}
+    print("\nsmoke trade-off fits:", fits)
+    assert fits["finetune (4% clean)"] is not None  # lr up to 0.3 spans ASR from ~1 to ~0
+    for fit in fits.values():
+        if fit is not None:
+            assert all(math.isfinite(v) for v in (fit.low, fit.high, fit.k, fit.mid, fit.rmse))
+    folder = smoke_dirs["compare"]
+    for name in ("tradeoff.png", "trials.md", "lr_sensitivity.png", "lr_sensitivity.md"):
+        assert (Path(folder) / "report" / name).exists()
+
+
+def test_attack_defense_tables_have_the_papers_shape(smoke_dirs):
+    trials = load_trials(smoke_dirs["attack_defense"])
+    assert set(trials["attack"]) == {"badnets", "trojan"}
+    assert set(trials["method"]) == {"finetune", "dhbe"}
+    table3 = paper.attack_defense_table(trials)
+    assert list(table3["attack"]) == ["badnets 3×3", "trojan 3×3", "Mean"]
+    assert list(table3.columns) == ["attack", "backdoored ACC", "backdoored ASR", "finetune ACC", "finetune ASR",
+                                    "dhbe ACC", "dhbe ASR"]
+    table6 = paper.amplified_table(trials)
+    assert list(table6["trigger"]) == ["badnets 3×3", "trojan 3×3", "Mean ASR"]
+    assert list(table6.columns) == ["trigger", "finetune x1", "finetune x4", "finetune x9", "dhbe x1", "dhbe x4",
+                                    "dhbe x9"]
+    assert table3.drop(columns="attack").notna().all().all()
+    analysis_main([smoke_dirs["attack_defense"]])
+    from pathlib import Path
+
+    text = (Path(smoke_dirs["attack_defense"]) / "report" / "attack_defense.md").read_text()
+    assert "| Mean |" in text and "dhbe ASR" in text
+    assert (Path(smoke_dirs["attack_defense"]) / "report" / "amplified.md").exists()
+
+
+def test_sensitivity_and_trigger_size_reports(smoke_dirs):
+    from pathlib import Path
+
+    analysis_main([smoke_dirs["lambda"]])
+    lam = Path(smoke_dirs["lambda"]) / "report"
+    assert (lam / "lambda_sensitivity.png").exists()
+    assert paper.sensitivity_table(load_trials(smoke_dirs["lambda"]), "lambda_abr")["lambda_abr"].tolist() == [0.0, 0.1]
+    analysis_main([smoke_dirs["trigger_size"]])
+    grids = paper.trigger_size_grid(load_trials(smoke_dirs["trigger_size"]))
+    assert grids["asr"].shape == (2, 1) and grids["acc"].notna().all().all()
+    assert "trigger-generator size" in (Path(smoke_dirs["trigger_size"]) / "report" / "trigger_size.md").read_text()
