@@ -47,7 +47,7 @@ def test_analysis_cli_rebuilds_report_from_parquet(tmp_path, capsys):
     analysis_main([str(sweep_dir), "--param", "student_lr"])
     assert (sweep_dir / "report" / "tradeoff.png").exists()
     text = (sweep_dir / "report" / "trials.md").read_text()
-    assert "logistic fit acc" in text and "30 trials (30 finished)" in text
+    assert "## Trade-off fits" in text and "finetune (no data): acc = " in text and "30 trials (30 finished)" in text
 
 
 def test_parquet_writes_are_atomic_and_append_replaces_by_key(tmp_path):
