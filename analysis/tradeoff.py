@@ -4,7 +4,6 @@ logistic curve  acc(asr) = low + (high - low) / (1 + exp(-k·(asr - mid))).
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Optional, Sequence
 
 import numpy as np

@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bdray.sweep import Sweep, run_sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, finish, resources  # noqa: E402
+from bdray.sweep import Sweep  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all  # noqa: E402
 from sweeps.dhbe_lr import dhbe_base  # noqa: E402
 
 LAMBDAS = [0.0, 0.001, 0.01, 0.03, 0.1, 0.2, 0.5, 1.0]
@@ -40,10 +40,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    sweeps = build_sweeps(args)
-    for sweep in sweeps:
-        sweep.validate()
-    return finish(sweeps[0].root, [run_sweep(s) for s in sweeps], params=["lambda_abr"])
+    return run_all(build_sweeps(args), params=["lambda_abr"])
 
 
 if __name__ == "__main__":

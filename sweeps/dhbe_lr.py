@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.methods import get_method  # noqa: E402
 from bdray.methods.dhbe import DHBEConfig  # noqa: E402
-from bdray.sweep import Sweep, run_sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, finish, resources  # noqa: E402
+from bdray.sweep import Sweep  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all  # noqa: E402
 
 BLIND_BASELINES = ("finetune", "fineprune", "nad")
 # lr range of the blind baselines: the paper's 0.002–0.02 (CIFAR-10, 2000 samples per epoch); the
@@ -90,11 +90,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
 
-    sweeps = build_sweeps(args)
-    for sweep in sweeps:
-        sweep.validate()  # every config error surfaces here, before Ray starts
-    results = [run_sweep(sweep) for sweep in sweeps]
-    return finish(sweeps[0].root, results, params=["student_lr", "lr", "clean_fraction", "subset_seed"])
+    return run_all(build_sweeps(args), params=["student_lr", "lr", "clean_fraction", "subset_seed"])
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bdray.sweep import Sweep, run_sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, finish, resources  # noqa: E402
+from bdray.sweep import Sweep  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all  # noqa: E402
 from sweeps.dhbe_lr import dhbe_base  # noqa: E402
 
 SIZES = {"digits": ([2, 3, 4], [2, 3, 5]), "default": ([3, 4, 5], [3, 5, 7])}
@@ -45,11 +45,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    sweeps = build_sweeps(args)
-    for sweep in sweeps:
-        sweep.validate()
-    return finish(sweeps[0].root, [run_sweep(s) for s in sweeps],
-                  params=["backdoor_attack_trigger_size", "trigger_gen_size"])
+    return run_all(build_sweeps(args), params=["backdoor_attack_trigger_size", "trigger_gen_size"])
 
 
 if __name__ == "__main__":

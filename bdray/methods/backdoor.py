@@ -87,14 +87,14 @@ def surrogate_config(cfg: BackdoorConfig) -> BackdoorConfig:
 def build_attack_trigger(cfg: BackdoorConfig, image_shape, state=None, ctx: RunContext | None = None, data=None):
     """The attack's trigger: rebuilt from ``state`` (stored with an artifact) when given; attacks
     that need a surrogate get the clean surrogate model (itself an artifact) and training images."""
-    surrogate = None
-    if ctx is not None:
-        def surrogate():
-            from bdray.artifacts import backdoored_model
+    def load_surrogate():
+        from bdray.artifacts import backdoored_model
 
-            model, _ = backdoored_model(surrogate_config(cfg), ctx)
-            return model.eval(), to_float(data.train.images)
-    return build_trigger(cfg.attack, cfg.attack_params, image_shape, cfg.seed, surrogate=surrogate, state=state)
+        model, _ = backdoored_model(surrogate_config(cfg), ctx)
+        return model.eval(), to_float(data.train.images)
+
+    return build_trigger(cfg.attack, cfg.attack_params, image_shape, cfg.seed,
+                         surrogate=load_surrogate if ctx is not None else None, state=state)
 
 
 def resolved_label_mode(cfg: BackdoorConfig, trigger) -> str:

@@ -15,7 +15,6 @@ import time
 from typing import Any, Dict, Tuple
 
 import torch
-import torch.nn.functional as F
 
 from bdray.config import Config, ConfigError, check_choice, check_non_negative, check_number, check_positive, check_positive_int
 from bdray.data import KNOWN_SHAPES

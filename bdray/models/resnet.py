@@ -1,7 +1,6 @@
 """ResNet-18 (CIFAR variant) and PreAct-ResNet18."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 

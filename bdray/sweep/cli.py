@@ -58,6 +58,15 @@ def resources(args) -> Dict[str, Any]:
             "gpus_per_worker": args.gpus_per_trial}
 
 
+def run_all(sweeps, params) -> int:
+    """Validate every sweep (before any Ray work), run them in order, then report on the folder."""
+    from bdray.sweep.runner import run_sweep
+
+    for sweep in sweeps:
+        sweep.validate()
+    return finish(sweeps[0].root, [run_sweep(s) for s in sweeps], params=params)
+
+
 def finish(sweep_root: str, results, params) -> int:
     """Print the final table, rebuild the report folder and return the exit code."""
     import pandas as pd
