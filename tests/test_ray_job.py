@@ -35,10 +35,14 @@ def head_node():
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     # its own session: every service `ray start` launches (and their workers) share its process
     # group, so teardown can stop this cluster alone -- `ray stop` would stop every Ray on the machine
-    start = subprocess.Popen([_ray_cli(), "start", "--head", f"--port={_free_port()}",
-                              f"--dashboard-port={dashboard}", "--num-cpus=2", f"--temp-dir={temp_dir}",
-                              "--disable-usage-stats"], env=env, start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Every service on its own free port: the session's Ray instance may already hold the defaults
+    # (the dashboard agent's 52365, the client server's 10001, ...), and then no job agent comes up.
+    ports = [f"--{name}={_free_port()}" for name in (
+        "port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port",
+        "runtime-env-agent-port", "node-manager-port", "object-manager-port", "ray-client-server-port")]
+    start = subprocess.Popen([_ray_cli(), "start", "--head", *ports, f"--dashboard-port={dashboard}",
+                              "--num-cpus=2", f"--temp-dir={temp_dir}", "--disable-usage-stats"], env=env,
+                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert start.wait(timeout=180) == 0
     try:
         yield f"http://127.0.0.1:{dashboard}"
