@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from bdray.data.augment import augment, random_crop, random_hflip
-from bdray.data.batches import iterate_batches, num_batches, predict
+from bdray.data.batches import iterate_batches
 from bdray.data.digits import load_digits
 from bdray.data.files import load_cifar10, load_cifar100, load_gtsrb, load_mnist, load_npz
 from bdray.data.splits import Dataset, Split, to_float, to_uint8
@@ -36,4 +36,4 @@ def load_dataset(name: str, data_root: str | None = None, download: bool = False
 
 
 __all__ = ["DATASETS", "KNOWN_SHAPES", "Dataset", "Split", "augment", "iterate_batches", "load_dataset",
-           "num_batches", "predict", "random_crop", "random_hflip", "to_float", "to_uint8"]
+           "random_crop", "random_hflip", "to_float", "to_uint8"]

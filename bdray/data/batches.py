@@ -1,7 +1,7 @@
 """Batch iteration over tensor-resident data (the airbench way: no DataLoader)."""
 from __future__ import annotations
 
-from typing import Iterator, Tuple
+from typing import Iterator
 
 import torch
 
@@ -19,19 +19,6 @@ def iterate_batches(n: int, batch_size: int, *, shuffle: bool, generator: torch.
         yield order[start:start + batch_size]
 
 
-def num_batches(n: int, batch_size: int, drop_last: bool = False, world_size: int = 1) -> int:
-    n = n // world_size if world_size > 1 else n
-    return n // batch_size if drop_last else -(-n // batch_size)
-
-
-def predict(model: torch.nn.Module, images_uint8: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Argmax predictions of ``model`` over uint8 images (evaluated in float [0, 1] pixel space)."""
-    outs = []
-    with torch.no_grad():
-        for start in range(0, len(images_uint8), batch_size):
-            x = images_uint8[start:start + batch_size].float().div_(255.0)
-            outs.append(model(x).argmax(1))
-    return torch.cat(outs) if outs else torch.empty(0, dtype=torch.long)
 
 
 def batched_logits(model: torch.nn.Module, images_float: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
@@ -40,8 +27,3 @@ def batched_logits(model: torch.nn.Module, images_float: torch.Tensor, batch_siz
         for start in range(0, len(images_float), batch_size):
             outs.append(model(images_float[start:start + batch_size]))
     return torch.cat(outs)
-
-
-def take(split_images: torch.Tensor, split_labels: torch.Tensor, index: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    index = index.to(split_images.device)
-    return split_images[index], split_labels[index]

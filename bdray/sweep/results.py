@@ -21,8 +21,6 @@ import bdray
 from bdray.metrics import METRIC_NAMES
 
 IDENTITY_COLUMNS = ("sweep", "tune_run", "trial_id", "method", "dataset", "model", "attack", "seed")
-RUN_COLUMNS = ("status", "error", "wall_time_s", "hardware", "node_ip", "bdray_version", "git_commit",
-               "finished_at")
 # Tune's own bookkeeping that is not a metric of ours
 _TUNE_KEYS = {"timestamp", "checkpoint_dir_name", "checkpoint_path", "done", "training_iteration", "trial_id",
               "date", "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
