@@ -25,13 +25,17 @@ METHODS: Registry = Registry("method")
 
 
 def _register_builtin() -> None:
+    from bdray.methods.abl import ABLConfig, train_abl
     from bdray.methods.backdoor import BackdoorConfig, train_backdoor
+    from bdray.methods.cbd import CBDConfig, train_cbd
     from bdray.methods.dhbe import DHBEConfig, train_dhbe
 
     from bdray.methods.fineprune import FinePruneConfig, train_fineprune
     from bdray.methods.finetune import FinetuneConfig, train_finetune
     from bdray.methods.nad import NADConfig, train_nad
     from bdray.methods.neural_cleanse import NeuralCleanseConfig, train_neural_cleanse
+    from bdray.methods.no_defense import NoDefenseConfig, train_no_defense
+    from bdray.methods.pt import PTConfig, train_pt
 
     METHODS.register("backdoor", MethodSpec("backdoor", BackdoorConfig, train_backdoor))
     METHODS.register("dhbe", MethodSpec("dhbe", DHBEConfig, train_dhbe))
@@ -39,6 +43,11 @@ def _register_builtin() -> None:
     METHODS.register("fineprune", MethodSpec("fineprune", FinePruneConfig, train_fineprune))
     METHODS.register("nad", MethodSpec("nad", NADConfig, train_nad))
     METHODS.register("neural_cleanse", MethodSpec("neural_cleanse", NeuralCleanseConfig, train_neural_cleanse))
+    # training-time defenses: they receive the poisoned training set
+    METHODS.register("no_defense", MethodSpec("no_defense", NoDefenseConfig, train_no_defense))
+    METHODS.register("abl", MethodSpec("abl", ABLConfig, train_abl))
+    METHODS.register("pt", MethodSpec("pt", PTConfig, train_pt))
+    METHODS.register("cbd", MethodSpec("cbd", CBDConfig, train_cbd))
 
 
 def get_method(name: str) -> MethodSpec:

@@ -27,8 +27,14 @@ class ImageClassifier(nn.Module):
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.std + self.mean
 
-    def forward(self, x: torch.Tensor, normalized: bool = False) -> torch.Tensor:
-        return self.backbone(x if normalized else self.normalize(x))
+    def forward(self, x: torch.Tensor, normalized: bool = False, with_features: bool = False):
+        """Logits; with ``with_features`` the pair (logits, penultimate features) from one pass
+        (through a DDP wrapper, so gradients of both are synchronised)."""
+        x = x if normalized else self.normalize(x)
+        if with_features:
+            z = self.backbone.features(x)
+            return self.backbone.linear(z), z
+        return self.backbone(x)
 
     def features(self, x: torch.Tensor, normalized: bool = False) -> torch.Tensor:
         return self.backbone.features(x if normalized else self.normalize(x))

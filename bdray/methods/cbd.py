@@ -1,0 +1,209 @@
+"""``cbd``: causality-inspired backdoor defense (methods.md §3.5, the CBD paper).
+
+1. f_B: a fresh model trained on the poisoned set for a few epochs (``fb_epochs``, constant
+   ``fb_lr``): it learns the backdoor first, because the backdoor is the easier feature.
+2. f_C: another fresh model trained for ``epochs`` with the per-sample weighted cross-entropy
+   w(x) = CE(f_B(x), y) / (CE(f_B(x), y) + CE(f_C(x), y)) (both terms detached), rescaled to mean 1
+   per batch: samples f_B fits easily (the poisoned ones) count little.
+3. Optional (``mutual_information=True``): a discriminator D(z_B, z_C) on the penultimate features
+   is trained to tell joint pairs from shuffled pairs; f_C minimises its Jensen-Shannon estimate of
+   I(z_C; z_B) with weight ``mi_weight`` (λ) plus ``l2_weight`` · ||z_C||².
+
+Reports ``mean_weight_poisoned`` / ``mean_weight_clean``: the average weight f_C's loss gave to the
+poisoned and to the clean samples in each epoch (judged with the recorded poison indices).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Dict, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bdray.config import check_choice, check_non_negative, check_number, check_positive, check_positive_int
+from bdray.methods.common import seed_everything, set_lr, step_lr_factor
+from bdray.methods.poisoned import PoisonedTrainingConfig, load_poisoned, sgd, train_epoch
+from bdray.metrics import evaluate_backdoor
+from bdray.models import create_model
+from bdray.runtime.context import RunContext, unwrap
+
+
+class PairDiscriminator(nn.Module):
+    """Scores a (z_B, z_C) pair: high for pairs from the same image, low for shuffled pairs."""
+
+    def __init__(self, dim_b: int, dim_c: int, hidden: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim_b + dim_c, hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1))
+
+    def forward(self, z_b: torch.Tensor, z_c: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([z_b, z_c], dim=1)).squeeze(1)
+
+
+def jsd_mi_estimate(disc: nn.Module, z_b: torch.Tensor, z_c: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """Jensen-Shannon lower bound of I(z_B; z_C): E_joint[log σ(D)] + E_marginal[log(1 − σ(D))]."""
+    joint = disc(z_b, z_c)
+    marginal = disc(z_b[perm], z_c)
+    return -F.softplus(-joint).mean() - F.softplus(marginal).mean()
+
+
+@dataclasses.dataclass
+class CBDConfig(PoisonedTrainingConfig):
+    """Defaults sized for the embedded digits; ``CBDConfig.paper()`` gives the paper's schedule."""
+
+    fb_epochs: int = 8                 # f_B's training (authors: 5)
+    fb_lr: float = 0.05                # constant (authors: 0.1)
+    epochs: int = 20                   # f_C's training (paper: 100)
+    lr: float = 0.05                   # f_C's lr (paper: 0.1), ×0.1 at each milestone
+    lr_milestones: Tuple[float, ...] = (0.5, 0.75)  # paper: (0.2, 0.7)
+    # weights rescaled to mean 1 over the batch ("batch", the paper) or within each label of the
+    # batch ("class"): on the digits f_B fits whole classes (the target class above all) so well
+    # that batch rescaling starves them and f_C never predicts them (acc 0.65-0.8)
+    weight_normalization: str = "class"
+    mutual_information: bool = False   # the discriminator term (off by default, as in the authors' code)
+    mi_weight: float = 0.01            # λ of the mutual-information term
+    l2_weight: float = 1e-4            # β of the L2 penalty on z_C (with the MI term)
+    discriminator_lr: float = 1e-3     # Adam
+    discriminator_width: int = 64
+
+    @classmethod
+    def paper(cls, backdoor=None, **overrides) -> "CBDConfig":
+        values = dict(fb_epochs=5, fb_lr=0.1, epochs=100, lr=0.1, lr_milestones=(0.2, 0.7), crop_padding=4,
+                      batch_size=128, weight_normalization="batch")
+        values.update(overrides)
+        return cls(**({"backdoor": backdoor} if backdoor is not None else {}), **values)
+
+    def validate(self) -> None:
+        super().validate()
+        check_positive_int("fb_epochs", self.fb_epochs)
+        check_positive("fb_lr", self.fb_lr)
+        check_positive_int("epochs", self.epochs)
+        check_positive("lr", self.lr)
+        for m in self.lr_milestones:
+            check_number("lr_milestones", m, low=0.0, high=1.0)
+        check_choice("weight_normalization", self.weight_normalization, ("batch", "class"))
+        check_non_negative("mi_weight", self.mi_weight)
+        check_non_negative("l2_weight", self.l2_weight)
+        check_positive("discriminator_lr", self.discriminator_lr)
+        check_positive_int("discriminator_width", self.discriminator_width)
+
+
+def normalise_weights(w: torch.Tensor, y: torch.Tensor, mode: str) -> torch.Tensor:
+    """Rescale sample weights to mean 1 over the batch (``"batch"``, the paper) or within each label
+    of the batch (``"class"``)."""
+    if mode == "batch":
+        return w / w.mean().clamp_min(1e-12)
+    sums = torch.zeros(int(y.max()) + 1, device=w.device, dtype=w.dtype).index_add_(0, y, w)
+    counts = torch.bincount(y, minlength=len(sums)).to(w.dtype)
+    return w / (sums / counts.clamp_min(1))[y].clamp_min(1e-12)
+
+
+def _weighted_loss(cfg: CBDConfig, f_b, disc, opt_disc, sums: Dict[str, float], poisoned_mask: torch.Tensor):
+    """The loss f_C minimises on one batch (and one discriminator step when the MI term is on)."""
+    def loss_fn(f_c, x, y, idx):
+        with torch.no_grad():
+            ce_b = F.cross_entropy(f_b(x), y, reduction="none")
+        logits_c, z_c = f_c(x, with_features=True)
+        ce_c = F.cross_entropy(logits_c, y, reduction="none")
+        w = ce_b / (ce_b + ce_c.detach() + 1e-12)
+        w = normalise_weights(w, y, cfg.weight_normalization)
+        loss = (w * ce_c).mean()
+        is_p = poisoned_mask[idx.cpu()]
+        sums["weight_poisoned"] += float(w[is_p.to(w.device)].sum())
+        sums["weight_clean"] += float(w[~is_p.to(w.device)].sum())
+        sums["n_poisoned"] += int(is_p.sum())
+        sums["n_clean"] += int((~is_p).sum())
+        if disc is not None:
+            with torch.no_grad():
+                z_b = f_b.features(x)
+            perm = torch.roll(torch.arange(len(x), device=x.device), 1)
+            # discriminator step on detached features
+            d_loss = -jsd_mi_estimate(disc, z_b, z_c.detach(), perm)
+            opt_disc.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_disc.step()
+            mi = jsd_mi_estimate(disc, z_b, z_c, perm)
+            loss = loss + cfg.mi_weight * mi + cfg.l2_weight * z_c.pow(2).sum(1).mean()
+            sums["mi_estimate"] += float(mi.detach())
+            sums["steps"] += 1
+        return loss
+    return loss_fn
+
+
+def train_cbd(cfg: CBDConfig, ctx: RunContext) -> Dict[str, Any]:
+    seed_everything(cfg.seed)
+    pd_ = load_poisoned(cfg.backdoor, ctx)
+    data, train = pd_.data, pd_.train
+    n = len(train)
+    make = lambda: create_model(cfg.backdoor.model, data.image_shape, data.num_classes, data.mean, data.std)  # noqa: E731
+    f_b = ctx.prepare_model(make())
+    f_c = ctx.prepare_model(make())
+    disc = opt_disc = None
+    if cfg.mutual_information:
+        dim = unwrap(f_c).backbone.linear.in_features
+        disc = ctx.prepare_model(PairDiscriminator(dim, dim, cfg.discriminator_width))
+        opt_disc = torch.optim.Adam(disc.parameters(), lr=cfg.discriminator_lr)
+    opt_b = sgd(f_b, cfg.fb_lr, cfg)
+    opt_c = sgd(f_c, cfg.lr, cfg)
+
+    state = ctx.load_checkpoint()
+    start_epoch = 0
+    if state is not None:
+        start_epoch = int(state["epoch"])
+        unwrap(f_b).load_state_dict(state["f_b"])
+        if state["stage"] == "f_b":
+            opt_b.load_state_dict(state["optimizer"])
+        else:
+            unwrap(f_c).load_state_dict(state["f_c"])
+            opt_c.load_state_dict(state["optimizer"])
+            if disc is not None and "discriminator" in state:
+                unwrap(disc).load_state_dict(state["discriminator"])
+                opt_disc.load_state_dict(state["optimizer_discriminator"])
+        ctx.log(f"cbd: resuming from epoch {start_epoch}")
+
+    everything = torch.arange(n)
+    poisoned_mask = pd_.is_poisoned
+    metrics: Dict[str, Any] = {}
+    fb_metrics: Dict[str, Any] = {}
+    total = cfg.fb_epochs + cfg.epochs
+    for epoch in range(start_epoch, total):
+        t0 = time.time()
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        extra: Dict[str, Any] = {}
+        if epoch < cfg.fb_epochs:
+            stage = "f_b"
+            loss = train_epoch(f_b, opt_b, train, everything, cfg, ctx, data.hflip, gen)
+            evaluated = f_b
+        else:
+            stage = "f_c"
+            f_b.eval()
+            if not fb_metrics:  # what f_B alone would give (it should carry the backdoor)
+                m = evaluate_backdoor(unwrap(f_b), data.test, pd_.trigger, pd_.target_class)
+                fb_metrics = {"fb_acc": m["acc"], "fb_asr": m["asr"]}
+            set_lr(opt_c, cfg.lr * step_lr_factor((epoch - cfg.fb_epochs) / cfg.epochs, cfg.lr_milestones))
+            sums = dict.fromkeys(("weight_poisoned", "weight_clean", "n_poisoned", "n_clean", "mi_estimate",
+                                  "steps"), 0.0)
+            loss = train_epoch(f_c, opt_c, train, everything, cfg, ctx, data.hflip, gen,
+                               loss_fn=_weighted_loss(cfg, unwrap(f_b), disc, opt_disc, sums, poisoned_mask))
+            extra = {"mean_weight_poisoned": sums["weight_poisoned"] / sums["n_poisoned"] if sums["n_poisoned"]
+                     else math.nan,
+                     "mean_weight_clean": sums["weight_clean"] / max(sums["n_clean"], 1)}
+            if disc is not None:
+                extra["mi_estimate"] = sums["mi_estimate"] / max(sums["steps"], 1)
+            extra.update(fb_metrics)
+            evaluated = f_c
+        metrics = evaluate_backdoor(unwrap(evaluated), data.test, pd_.trigger, pd_.target_class)
+        metrics.update(extra, epoch=epoch + 1, stage=stage, train_loss=loss, epoch_time_s=time.time() - t0,
+                       resumed_from_epoch=start_epoch, poisoned_samples=len(pd_.poison_indices))
+        ckpt = {"epoch": epoch + 1, "stage": stage, "f_b": unwrap(f_b).state_dict(),
+                "optimizer": (opt_b if stage == "f_b" else opt_c).state_dict()}
+        if stage == "f_c":
+            ckpt["f_c"] = unwrap(f_c).state_dict()
+            if disc is not None:
+                ckpt["discriminator"] = unwrap(disc).state_dict()
+                ckpt["optimizer_discriminator"] = opt_disc.state_dict()
+        ctx.report(metrics, ckpt)
+    return {**metrics, "model": unwrap(f_c)}

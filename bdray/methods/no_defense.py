@@ -1,0 +1,38 @@
+"""``no_defense``: the model trained on the poisoned data with no defense -- the attack artifact
+itself (trained once per distinct ``backdoor`` config, or reused), evaluated and reported as one
+trial, so that robustness and comparison tables have their "None" rows."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Dict
+
+from bdray.artifacts import backdoored_model
+from bdray.config import Config, ConfigError, check_number
+from bdray.methods.backdoor import BackdoorConfig
+from bdray.methods.backdoor import build_attack_trigger
+from bdray.data import load_dataset
+from bdray.metrics import evaluate_backdoor
+from bdray.runtime.context import RunContext
+
+
+@dataclasses.dataclass
+class NoDefenseConfig(Config):
+    backdoor: BackdoorConfig = dataclasses.field(default_factory=BackdoorConfig)
+    seed: int = 0
+
+    def validate(self) -> None:
+        if not isinstance(self.backdoor, BackdoorConfig):
+            raise ConfigError("backdoor", self.backdoor, "a BackdoorConfig (the attack)")
+        check_number("seed", self.seed, low=0, integer=True)
+
+
+def train_no_defense(cfg: NoDefenseConfig, ctx: RunContext) -> Dict[str, Any]:
+    t0 = time.time()
+    model, _, trigger_state = backdoored_model(cfg.backdoor, ctx, with_trigger_state=True)
+    data = load_dataset(cfg.backdoor.dataset, cfg.backdoor.data_root, cfg.backdoor.download).to(ctx.device)
+    trigger = build_attack_trigger(cfg.backdoor, data.image_shape, trigger_state)
+    metrics = evaluate_backdoor(model, data.test, trigger, cfg.backdoor.target_class)
+    metrics.update(epoch=cfg.backdoor.epochs, epoch_time_s=time.time() - t0, resumed_from_epoch=0)
+    ctx.report(metrics)
+    return {**metrics, "model": model}

@@ -1,0 +1,146 @@
+"""What the training-time defenses (ABL, PT, CBD) share.
+
+The defender receives the *poisoned* training set and trains on it.  We keep the indices of the
+samples that carry the trigger (the defender never uses them) so that isolation can be judged:
+``isolation_precision`` = poisoned share of the isolated set, ``isolation_recall`` = share of the
+poisoned samples that were isolated.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Dict, Optional
+
+import torch
+import torch.nn.functional as F
+
+from bdray.attacks import poison_split
+from bdray.attacks.specs import Trigger
+from bdray.config import (Config, ConfigError, check_non_negative, check_number, check_positive_int)
+from bdray.data import Dataset, Split, augment, iterate_batches, load_dataset, to_float
+from bdray.methods.backdoor import BackdoorConfig, build_attack_trigger, resolved_label_mode
+from bdray.runtime.context import RunContext
+
+
+@dataclasses.dataclass
+class PoisonedTrainingConfig(Config):
+    """Fields every training-time defense has: the poisoned data it receives (``backdoor``: attack,
+    poisoning rate, dataset, model) and the SGD batch settings."""
+
+    backdoor: BackdoorConfig = dataclasses.field(default_factory=BackdoorConfig)
+    batch_size: int = 128
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    crop_padding: int = 2
+    seed: int = 0
+
+    def validate(self) -> None:
+        if not isinstance(self.backdoor, BackdoorConfig):
+            raise ConfigError("backdoor", self.backdoor, "a BackdoorConfig (the poisoned training data)")
+        check_positive_int("batch_size", self.batch_size)
+        check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        check_non_negative("weight_decay", self.weight_decay)
+        check_number("crop_padding", self.crop_padding, low=0, integer=True)
+        check_number("seed", self.seed, low=0, integer=True)
+
+
+@dataclasses.dataclass
+class PoisonedData:
+    data: Dataset                 # clean splits; the test split is what every metric uses
+    train: Split                  # the poisoned training split the defender trains on
+    poison_indices: torch.Tensor  # which training samples carry the trigger (CPU; for judging only)
+    trigger: Trigger              # the attack's test-time trigger (for evaluation only)
+    target_class: int
+
+    @property
+    def is_poisoned(self) -> torch.Tensor:
+        mask = torch.zeros(len(self.train), dtype=torch.bool)
+        mask[self.poison_indices] = True
+        return mask
+
+
+def load_poisoned(cfg: BackdoorConfig, ctx: RunContext, trigger_state: Optional[Dict] = None) -> PoisonedData:
+    """The exact poisoned training split ``backdoor`` training uses for ``cfg`` (same seed, same
+    indices); ``trigger_state`` (from the attack artifact) rebuilds an optimised trigger exactly."""
+    data = load_dataset(cfg.dataset, cfg.data_root, cfg.download).to(ctx.device)
+    trigger = build_attack_trigger(cfg, data.image_shape, state=trigger_state or None, ctx=ctx, data=data)
+    poisoned = poison_split(data.train, trigger, rate=cfg.poison_rate, target_class=cfg.target_class,
+                            label_mode=resolved_label_mode(cfg, trigger), seed=cfg.seed)
+    return PoisonedData(data, poisoned.split, poisoned.poison_indices.cpu(), trigger, cfg.target_class)
+
+
+def per_sample_loss(model: torch.nn.Module, split: Split, batch_size: int = 1024) -> torch.Tensor:
+    """Cross-entropy of every sample of ``split`` under ``model`` in eval mode, no augmentation (CPU)."""
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(split), batch_size):
+                x = to_float(split.images[start:start + batch_size])
+                out.append(F.cross_entropy(model(x), split.labels[start:start + batch_size], reduction="none").cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out)
+
+
+def isolate_lowest_loss(losses: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Indices (sorted) of the ``round(ratio·N)`` samples with the lowest loss (at least one when
+    ``ratio`` > 0); ties broken by index, so the result is deterministic."""
+    n = len(losses)
+    k = 0 if ratio <= 0 else min(n, max(1, int(round(ratio * n))))
+    order = torch.sort(losses, stable=True).indices
+    return order[:k].sort().values
+
+
+def complement(indices: torch.Tensor, n: int) -> torch.Tensor:
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[indices] = False
+    return torch.nonzero(keep).flatten()
+
+
+def isolation_quality(isolated: torch.Tensor, poison_indices: torch.Tensor, prefix: str = "") -> Dict[str, float]:
+    """``isolation_precision``, ``isolation_recall`` and ``isolated_samples`` (with ``prefix``)."""
+    hits = int(torch.isin(isolated, poison_indices).sum()) if len(isolated) else 0
+    precision = hits / len(isolated) if len(isolated) else math.nan
+    recall = hits / len(poison_indices) if len(poison_indices) else math.nan
+    return {f"{prefix}isolation_precision": precision, f"{prefix}isolation_recall": recall,
+            f"{prefix}isolated_samples": int(len(isolated))}
+
+
+BatchLoss = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cross_entropy_loss(model, x, y, idx):
+    return F.cross_entropy(model(x), y)
+
+
+def sgd(model: torch.nn.Module, lr: float, cfg: PoisonedTrainingConfig) -> torch.optim.SGD:
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, split: Split, indices: torch.Tensor,
+                cfg: PoisonedTrainingConfig, ctx: RunContext, hflip: bool, gen: torch.Generator,
+                loss_fn: BatchLoss = cross_entropy_loss, batch_size: Optional[int] = None,
+                sign: float = 1.0) -> float:
+    """One pass over ``split[indices]`` (shuffled, augmented, shared across DDP ranks) minimising
+    ``sign · loss_fn`` (``sign=-1``: gradient ascent).  Returns the mean loss."""
+    model.train()
+    total, seen = 0.0, 0
+    bs = batch_size or cfg.batch_size
+    for pos in iterate_batches(len(indices), bs, shuffle=True, generator=gen, rank=ctx.rank,
+                               world_size=ctx.world_size):
+        idx = indices[pos].to(split.images.device)
+        x = augment(to_float(split.images[idx]), crop_padding=cfg.crop_padding, hflip=hflip, generator=gen)
+        loss = loss_fn(model, x, split.labels[idx], idx)
+        opt.zero_grad(set_to_none=True)
+        (sign * loss).backward()
+        opt.step()
+        total += float(loss.detach()) * len(idx)
+        seen += len(idx)
+    return total / max(seen, 1)
+
+
+def check_ratio(field: str, value) -> None:
+    check_number(field, value, low=0.0, high=1.0, low_open=True, high_open=True)
