@@ -6,7 +6,7 @@ from typing import Dict, Sequence
 
 import pandas as pd
 
-from analysis import paper
+from analysis import defenses, paper
 from analysis.load import load_trials
 from analysis.tables import markdown_table, trials_table
 from analysis.tradeoff import plot_tradeoff
@@ -80,4 +80,46 @@ def write_report(sweep_dir: str, params: Sequence[str] = (), out_dir: str | None
             text += [f"## {metric} (%)", "", markdown_table(grid.reset_index())]
         (out / "trigger_size.md").write_text("\n".join(text))
         paths["trigger_size_md"] = str(out / "trigger_size.md")
+    paths.update(_training_defense_reports(done, out, sweep))
+    return paths
+
+
+def _write(out: Path, stem: str, title: str, table: pd.DataFrame, paths: Dict[str, str]) -> None:
+    (out / f"{stem}.md").write_text(f"# {title}\n\n" + markdown_table(table))
+    paths[f"{stem}_md"] = str(out / f"{stem}.md")
+
+
+def _training_defense_reports(done: pd.DataFrame, out: Path, sweep: str) -> Dict[str, str]:
+    """Robustness table (CBD Table 2), comparison table (PT Table 2), isolation quality and the
+    Pareto front, each when the sweep has what it needs."""
+    paths: Dict[str, str] = {}
+    if len(done) >= 2:
+        front = defenses.plot_pareto(done, str(out / "pareto.png"), title=f"Pareto front: {sweep}")
+        paths["pareto_png"] = str(out / "pareto.png")
+        cols = [c for c in ("method", "attack", "isolation_ratio", "gamma", "freeze_fraction", "clean_lr",
+                            "isolated_lr", "mi_weight", "acc", "asr") if c in front and front[c].notna().any()]
+        _write(out, "pareto", f"Non-dominated trials (acc max, asr min): {sweep}", front[cols], paths)
+    training = done[done["method"].isin(defenses.DEFENSE_ORDER)] if len(done) else done
+    if len(training) and _varies(training, defenses.RATE_COLUMN):
+        _write(out, "robustness", "ASR and CA (%) per poisoning rate, defense and attack (CBD Table 2)",
+               defenses.robustness_table(training), paths)
+        defenses.plot_robustness(training, str(out / "robustness.png"), title=f"Robustness: {sweep}")
+        paths["robustness_png"] = str(out / "robustness.png")
+    if len(training) and _varies(training, "attack") and training["method"].nunique() >= 2:
+        _write(out, "comparison", "ACC/ASR of each training-time defense per attack (PT Table 2)",
+               defenses.comparison_table(training), paths)
+    if len(done) and "isolation_precision" in done and done["isolation_precision"].notna().any():
+        table = defenses.isolation_table(done)
+        if len(table):
+            _write(out, "isolation", "Isolation precision and recall per isolation ratio", table, paths)
+            defenses.plot_isolation(done, str(out / "isolation.png"), title=f"Isolation quality: {sweep}")
+            paths["isolation_png"] = str(out / "isolation.png")
+    cbd = done[done["method"] == "cbd"] if len(done) else done
+    if _varies(cbd, "mi_weight"):
+        paper.plot_sensitivity(cbd, "mi_weight", str(out / "mi_weight_sensitivity.png"),
+                               title="CBD: sensitivity to the MI weight λ")
+        table = paper.sensitivity_table(cbd, "mi_weight", metrics=("acc", "asr", "mean_weight_poisoned"))
+        table.columns = [" ".join(c).strip() if isinstance(c, tuple) else c for c in table.columns]
+        _write(out, "mi_weight_sensitivity", "CBD: sensitivity to the MI weight λ", table, paths)
+        paths["mi_weight_sensitivity_png"] = str(out / "mi_weight_sensitivity.png")
     return paths

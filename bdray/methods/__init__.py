@@ -14,6 +14,7 @@ class MethodSpec:
     name: str
     config_cls: type
     loop: Callable[[Config, Any], Dict[str, Any]]
+    uses_backdoored_model: bool = True  # whether trials start from the attack artifact (else: from poisoned data)
 
     def make_config(self, values: Dict[str, Any] | Config | None = None) -> Config:
         if isinstance(values, self.config_cls):
@@ -45,9 +46,9 @@ def _register_builtin() -> None:
     METHODS.register("neural_cleanse", MethodSpec("neural_cleanse", NeuralCleanseConfig, train_neural_cleanse))
     # training-time defenses: they receive the poisoned training set
     METHODS.register("no_defense", MethodSpec("no_defense", NoDefenseConfig, train_no_defense))
-    METHODS.register("abl", MethodSpec("abl", ABLConfig, train_abl))
+    METHODS.register("abl", MethodSpec("abl", ABLConfig, train_abl, uses_backdoored_model=False))
     METHODS.register("pt", MethodSpec("pt", PTConfig, train_pt))
-    METHODS.register("cbd", MethodSpec("cbd", CBDConfig, train_cbd))
+    METHODS.register("cbd", MethodSpec("cbd", CBDConfig, train_cbd, uses_backdoored_model=False))
 
 
 def get_method(name: str) -> MethodSpec:

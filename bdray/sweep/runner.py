@@ -159,7 +159,7 @@ def artifact_configs(sweep: Sweep) -> List[Any]:
     import itertools
 
     base = getattr(sweep.base_config, "backdoor", None)
-    if base is None:
+    if base is None or not get_method(sweep.method).uses_backdoored_model:
         return []
     keys = [k for k in sweep.search_space if k.startswith("backdoor.")]
     if not keys:

@@ -1,0 +1,182 @@
+"""Tables and figures of the training-time defense papers, rebuilt from a trials table.
+
+- ``robustness_table``: rows poisoning rate × defense, columns attack × {ASR, CA} (CBD Table 2).
+- ``comparison_table``: rows attack, one "ACC/ASR" column per defense (PT Table 2).
+- ``isolation_table`` / ``plot_isolation``: isolation precision and recall against the isolation
+  ratio, per method (ABL; PT with M′ and with M_s).
+- ``pareto_mask`` / ``plot_pareto``: the non-dominated trials of an ``acc`` max / ``asr`` min study.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+DEFENSE_ORDER = ("no_defense", "abl", "pt", "cbd")
+DEFENSE_NAMES = {"no_defense": "None", "abl": "ABL", "pt": "PT", "cbd": "CBD"}
+ATTACK_NAMES = {"badnets": "BadNets", "blend": "Blend", "sig": "SIG", "wanet": "WaNet", "trojan": "Trojan",
+                "clean_label": "Clean-label", "input_aware": "Dynamic"}
+RATE_COLUMN = "backdoor_poison_rate"
+
+
+def _ordered(values, order) -> list:
+    present = list(dict.fromkeys(values))
+    return [v for v in order if v in present] + [v for v in present if v not in order]
+
+
+def robustness_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """ASR and CA (clean accuracy), in %, per poisoning rate × defense (rows) and attack (columns)."""
+    df = trials.dropna(subset=[RATE_COLUMN])
+    attacks = _ordered(df["attack"], ATTACK_NAMES)
+    methods = _ordered(df["method"], DEFENSE_ORDER)
+    grouped = df.groupby([RATE_COLUMN, "method", "attack"])[["asr", "acc"]].mean() * 100
+    rows = []
+    for rate in sorted(df[RATE_COLUMN].unique()):
+        for method in methods:
+            row = {"poisoning rate": f"{rate:.0%}" if rate >= 0.01 else f"{rate:.1%}",
+                   "defense": DEFENSE_NAMES.get(method, method)}
+            for attack in attacks:
+                key = (rate, method, attack)
+                name = ATTACK_NAMES.get(attack, attack)
+                row[f"{name} ASR"] = grouped.loc[key, "asr"] if key in grouped.index else np.nan
+                row[f"{name} CA"] = grouped.loc[key, "acc"] if key in grouped.index else np.nan
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_robustness(trials: pd.DataFrame, path: str, title: str | None = None) -> None:
+    """ASR (left) and clean accuracy (right) against the poisoning rate: one colour per attack,
+    one line style per defense."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = trials.dropna(subset=[RATE_COLUMN])
+    attacks = _ordered(df["attack"], ATTACK_NAMES)
+    methods = _ordered(df["method"], DEFENSE_ORDER)
+    styles = ["o--", "s-", "^-.", "d:"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
+    for a, attack in enumerate(attacks):
+        for m, method in enumerate(methods):
+            part = df[(df["attack"] == attack) & (df["method"] == method)].groupby(RATE_COLUMN)[["asr", "acc"]].mean()
+            if part.empty:
+                continue
+            label = f"{ATTACK_NAMES.get(attack, attack)} · {DEFENSE_NAMES.get(method, method)}"
+            for ax, metric in zip(axes, ("asr", "acc")):
+                ax.plot(part.index * 100, part[metric] * 100, styles[m % len(styles)], color=f"C{a}", label=label)
+    for ax, name in zip(axes, ("ASR (%)", "clean accuracy (%)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("poisoning rate (%)")
+        ax.set_ylabel(name)
+        ax.set_ylim(-3, 103)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.suptitle(title or "robustness to the poisoning rate")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def comparison_table(trials: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Rows: attack; one column per defense holding "ACC/ASR" as fractions (the PT paper's style)."""
+    attacks = _ordered(trials["attack"], ATTACK_NAMES)
+    methods = _ordered(trials["method"], DEFENSE_ORDER)
+    grouped = trials.groupby(["attack", "method"])[["acc", "asr"]].mean()
+    rows = []
+    for attack in attacks:
+        row = {"attack": ATTACK_NAMES.get(attack, attack), "dataset": ", ".join(
+            sorted(trials.loc[trials["attack"] == attack, "dataset"].astype(str).unique()))}
+        for method in methods:
+            label = "Baseline" if method == "no_defense" else DEFENSE_NAMES.get(method, method)
+            if (attack, method) in grouped.index:
+                acc, asr = grouped.loc[(attack, method)]
+                row[f"{label} ACC/ASR"] = f"{acc:.{digits}f}/{asr:.{digits}f}"
+            else:
+                row[f"{label} ACC/ASR"] = ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def isolation_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Mean isolation precision / recall per method (and, for PT, per isolating model) and ratio."""
+    parts = []
+    for method, df in trials.groupby("method"):
+        if "isolation_precision" not in df or df["isolation_precision"].isna().all() or "isolation_ratio" not in df:
+            continue
+        sources = [("isolation_", "M′" if method == "pt" else "")]
+        if method == "pt" and "base_isolation_precision" in df:
+            sources.append(("base_isolation_", "M_s"))
+        for prefix, model in sources:
+            g = df.groupby("isolation_ratio")[[f"{prefix}precision", f"{prefix}recall"]].mean().reset_index()
+            g.columns = ["isolation_ratio", "precision", "recall"]
+            g.insert(0, "isolated by", f"{DEFENSE_NAMES.get(method, method)} {model}".strip())
+            parts.append(g)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def plot_isolation(trials: pd.DataFrame, path: str, title: str | None = None) -> None:
+    """Precision (solid) and recall (dashed) of the isolated set against the isolation ratio."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = isolation_table(trials)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for i, (who, g) in enumerate(table.groupby("isolated by", sort=False)):
+        color = f"C{i}"
+        g = g.sort_values("isolation_ratio")
+        ax.plot(g["isolation_ratio"] * 100, g["precision"] * 100, "o-", color=color, label=f"{who} precision")
+        ax.plot(g["isolation_ratio"] * 100, g["recall"] * 100, "s--", color=color, label=f"{who} recall")
+    if RATE_COLUMN in trials and trials[RATE_COLUMN].nunique() == 1:
+        ax.axvline(float(trials[RATE_COLUMN].iloc[0]) * 100, color="grey", lw=0.8, ls=":", label="poisoning rate")
+    ax.set_xlabel("isolation ratio (% of the training set)")
+    ax.set_ylabel("%")
+    ax.set_ylim(-3, 103)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "isolation quality")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def pareto_mask(acc: Sequence[float], asr: Sequence[float]) -> np.ndarray:
+    """True for trials no other trial dominates (higher-or-equal acc and lower-or-equal asr, one strictly)."""
+    a, s = np.asarray(acc, dtype=float), np.asarray(asr, dtype=float)
+    keep = np.ones(len(a), dtype=bool)
+    for i in range(len(a)):
+        dominated = (a >= a[i]) & (s <= s[i]) & ((a > a[i]) | (s < s[i]))
+        keep[i] = not dominated.any()
+    return keep & ~np.isnan(a) & ~np.isnan(s)
+
+
+def plot_pareto(trials: pd.DataFrame, path: str, title: str | None = None) -> pd.DataFrame:
+    """Every trial's (asr, acc), the non-dominated ones highlighted and joined, one colour per
+    method.  Returns the non-dominated trials."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    fronts = []
+    for i, (method, df) in enumerate(trials.dropna(subset=["acc", "asr"]).groupby("method", sort=False)):
+        mask = pareto_mask(df["acc"], df["asr"])
+        color = f"C{i}"
+        ax.scatter(df["asr"] * 100, df["acc"] * 100, s=18, alpha=0.35, color=color, label=f"{method} trials")
+        front = df[mask].sort_values("asr")
+        ax.plot(front["asr"] * 100, front["acc"] * 100, "o-", color=color, ms=7, mec="black",
+                label=f"{method} Pareto front")
+        fronts.append(front)
+    ax.set_xlabel("ASR (%), lower is better")
+    ax.set_ylabel("ACC (%), higher is better")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "ACC vs ASR: non-dominated trials")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return pd.concat(fronts) if fronts else trials.iloc[:0]

@@ -1,0 +1,126 @@
+"""ABL, PT and CBD: their pieces exactly, then real training on the embedded digits (BadNets 10 %)."""
+import math
+
+import pytest
+import torch
+
+from bdray.artifacts import backdoored_model
+from bdray.config import ConfigError
+from bdray.methods.abl import ABLConfig
+from bdray.methods.backdoor import BackdoorConfig
+from bdray.methods.cbd import CBDConfig, jsd_mi_estimate, normalise_weights
+from bdray.methods.poisoned import complement, isolate_lowest_loss, isolation_quality, load_poisoned
+from bdray.methods.pt import PTConfig, freeze_first_layers, parameterised_layers
+from bdray.models import create_model
+from bdray.runtime import LocalContext, run_local
+
+
+def test_isolation_takes_the_lowest_losses_and_is_judged_against_the_poison_indices():
+    losses = torch.tensor([0.9, 0.01, 0.5, 0.02, 0.03, 2.0, 0.04, 0.8, 0.7, 0.6])
+    isolated = isolate_lowest_loss(losses, 0.3)
+    assert isolated.tolist() == [1, 3, 4]
+    q = isolation_quality(isolated, torch.tensor([1, 3, 6, 9]))
+    assert q["isolation_precision"] == pytest.approx(2 / 3)
+    assert q["isolation_recall"] == pytest.approx(2 / 4)
+    assert q["isolated_samples"] == 3
+    assert complement(isolated, 10).tolist() == [0, 2, 5, 6, 7, 8, 9]
+    assert isolate_lowest_loss(losses, 0.01).tolist() == [1]  # at least one sample
+    assert math.isnan(isolation_quality(isolated, torch.tensor([], dtype=torch.long))["isolation_recall"])
+
+
+def test_freeze_first_layers_counts_parameterised_layers():
+    model = create_model("small_cnn", (1, 16, 16), 10, (0.5,), (0.25,))
+    layers = parameterised_layers(model)
+    assert len(layers) == 9  # 4 conv + 4 batch-norm + linear
+    assert freeze_first_layers(model, 0.3) == 3
+    frozen = [all(not p.requires_grad for p in m.parameters(recurse=False)) for m in layers]
+    assert frozen == [True, True, True] + [False] * 6
+    assert freeze_first_layers(create_model("small_cnn", (1, 16, 16), 10, (0.5,), (0.25,)), 0.0) == 0
+
+
+def test_cbd_weights_rescale_to_mean_one_per_batch_or_per_class():
+    w = torch.tensor([0.1, 0.3, 0.001, 0.5])
+    y = torch.tensor([0, 0, 0, 1])
+    assert normalise_weights(w, y, "batch").mean().item() == pytest.approx(1.0)
+    per_class = normalise_weights(w, y, "class")
+    assert per_class[:3].mean().item() == pytest.approx(1.0)
+    assert per_class[3].item() == pytest.approx(1.0)
+
+
+def test_jsd_estimate_is_higher_for_dependent_features():
+    torch.manual_seed(0)
+    z = torch.randn(256, 4)
+    disc = lambda a, b: -(a - b).pow(2).sum(1) + 2.0  # noqa: E731  scores matching pairs high
+    perm = torch.roll(torch.arange(256), 1)
+    assert jsd_mi_estimate(disc, z, z, perm) > jsd_mi_estimate(disc, z, torch.randn(256, 4), perm) + 0.5
+
+
+@pytest.mark.parametrize("cls, field, value", [
+    (ABLConfig, "isolation_ratio", 0.0), (ABLConfig, "isolation_ratio", 1.2), (ABLConfig, "gamma", -0.5),
+    (ABLConfig, "unlearn_lr", 0.0), (PTConfig, "freeze_fraction", 1.0), (PTConfig, "partial_init", "random"),
+    (PTConfig, "clean_lr", -1e-3), (CBDConfig, "mi_weight", -0.1), (CBDConfig, "weight_normalization", "none"),
+    (CBDConfig, "fb_epochs", 0),
+])
+def test_bad_defense_configs_name_the_field(cls, field, value):
+    with pytest.raises(ConfigError) as info:
+        cls.from_dict({field: value})
+    assert field in str(info.value)
+
+
+def test_poisoned_data_matches_the_attack_artifacts_training_split(artifact_root):
+    ctx = LocalContext("cpu", artifact_root=artifact_root, verbose=False)
+    a = load_poisoned(BackdoorConfig(), ctx)
+    b = load_poisoned(BackdoorConfig(), ctx)
+    assert torch.equal(a.poison_indices, b.poison_indices)
+    assert len(a.poison_indices) == round(0.1 * len(a.train))
+    assert bool((a.train.labels[a.poison_indices] == 0).all())
+    c = load_poisoned(BackdoorConfig(seed=1), ctx)
+    assert not torch.equal(a.poison_indices, c.poison_indices)
+
+
+# --- science: BadNets at 10 % on the embedded digits ------------------------------------------
+
+@pytest.fixture(scope="module")
+def undefended(artifact_root):
+    _, metrics = backdoored_model(BackdoorConfig(), LocalContext("cpu", artifact_root=artifact_root, verbose=False))
+    assert metrics["asr"] >= 0.95
+    return metrics
+
+
+def _run(method, cfg, artifact_root):
+    return run_local(method, cfg, device="cpu", artifact_root=artifact_root, verbose=False).metrics
+
+
+def test_abl_removes_the_backdoor_and_isolates_poison(artifact_root, undefended):
+    cfg = ABLConfig()
+    m = _run("abl", cfg, artifact_root)
+    print(f"\nABL: acc={m['acc']:.4f} asr={m['asr']:.4f} precision={m['isolation_precision']:.3f} "
+          f"recall={m['isolation_recall']:.3f} (undefended acc={undefended['acc']:.4f} asr={undefended['asr']:.4f})")
+    assert cfg.isolation_ratio <= cfg.backdoor.poison_rate
+    assert m["isolation_precision"] >= 0.8
+    assert m["asr"] <= 0.10
+    assert m["acc"] >= undefended["acc"] - 0.05
+
+
+def test_pt_removes_the_backdoor_and_reports_both_isolations(artifact_root, undefended):
+    cfg = PTConfig()
+    m = _run("pt", cfg, artifact_root)
+    print(f"\nPT: acc={m['acc']:.4f} asr={m['asr']:.4f} isolation precision with M'={m['isolation_precision']:.3f} "
+          f"with M_s={m['base_isolation_precision']:.3f}")
+    assert cfg.isolation_ratio <= cfg.backdoor.poison_rate
+    assert m["undefended_acc"] == pytest.approx(undefended["acc"])
+    for key in ("isolation_precision", "isolation_recall", "base_isolation_precision", "base_isolation_recall"):
+        assert 0.0 <= m[key] <= 1.0
+    assert m["isolation_precision"] >= 0.8
+    assert m["asr"] <= 0.10
+    assert m["acc"] >= undefended["acc"] - 0.05
+
+
+def test_cbd_removes_the_backdoor_and_down_weights_poison(artifact_root, undefended):
+    m = _run("cbd", CBDConfig(), artifact_root)
+    print(f"\nCBD: acc={m['acc']:.4f} asr={m['asr']:.4f} f_B asr={m['fb_asr']:.3f} "
+          f"mean weight poisoned={m['mean_weight_poisoned']:.3f} clean={m['mean_weight_clean']:.3f}")
+    assert m["fb_asr"] >= 0.9            # f_B learned the backdoor ...
+    assert m["mean_weight_poisoned"] < 0.2 * m["mean_weight_clean"]  # ... so f_C's loss ignores poison
+    assert m["asr"] <= 0.10
+    assert m["acc"] >= undefended["acc"] - 0.05
