@@ -66,8 +66,11 @@ def plot_robustness(trials: pd.DataFrame, path: str, title: str | None = None) -
             label = f"{ATTACK_NAMES.get(attack, attack)} · {DEFENSE_NAMES.get(method, method)}"
             for ax, metric in zip(axes, ("asr", "acc")):
                 ax.plot(part.index * 100, part[metric] * 100, styles[m % len(styles)], color=f"C{a}", label=label)
+    rates = sorted(df[RATE_COLUMN].unique())
     for ax, name in zip(axes, ("ASR (%)", "clean accuracy (%)")):
         ax.set_xscale("log")
+        ax.set_xticks([r * 100 for r in rates], [f"{r * 100:g}" for r in rates])
+        ax.minorticks_off()
         ax.set_xlabel("poisoning rate (%)")
         ax.set_ylabel(name)
         ax.set_ylim(-3, 103)

@@ -1,0 +1,109 @@
+"""Smoke runs of the training-time defense sweeps on the shared local Ray (trials run inside the
+Tune trials, ``--executor tune``, to keep CI short), then the analysis rebuilds the robustness,
+comparison, isolation and Pareto outputs from the Parquet alone."""
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import defenses
+from analysis.__main__ import main as analysis_main
+from analysis.load import load_trials
+from bdray.sweep import run_sweep
+from sweeps import abl_isolation, cbd_poison_rate, defense_comparison, pt_isolation
+
+pytestmark = pytest.mark.ray
+
+
+def run_script(module, root, *argv):
+    args = module.parse_args([*argv, "--smoke-test", "--storage-path", str(root), "--executor", "tune"])
+    sweeps = module.build_sweeps(args)
+    for sweep in sweeps:
+        sweep.verbose = False
+        run_sweep(sweep)
+    return [s.root for s in sweeps]
+
+
+@pytest.fixture(scope="module")
+def smoke_root(ray_local, tmp_path_factory):
+    return tmp_path_factory.mktemp("defense_sweeps")
+
+
+def test_robustness_smoke_fills_every_rate_and_attack_cell(smoke_root):
+    roots = run_script(cbd_poison_rate, smoke_root, "--lambda-sweep")
+    trials = load_trials(roots[0])
+    assert len(trials) == 32 and set(trials["status"]) == {"TERMINATED"}
+    table = defenses.robustness_table(trials)
+    assert table["poisoning rate"].tolist() == ["1%", "1%", "5%", "5%", "20%", "20%", "50%", "50%"]
+    assert table["defense"].tolist() == ["None", "CBD"] * 4
+    assert [c for c in table.columns if c.endswith("ASR")] == ["BadNets ASR", "Blend ASR", "WaNet ASR", "Trojan ASR"]
+    assert not table.isna().any().any()
+    cbd = trials[trials["method"] == "cbd"]
+    assert cbd[["mean_weight_poisoned", "mean_weight_clean", "fb_asr"]].notna().all().all()
+    analysis_main([roots[0]])
+    report = Path(roots[0]) / "report"
+    for name in ("robustness.md", "robustness.png", "pareto.png", "pareto.md"):
+        assert (report / name).stat().st_size > 0
+    assert "Trojan CA" in (report / "robustness.md").read_text()
+    # the λ sweep of the MI term
+    lam = load_trials(roots[1])
+    assert sorted(lam["mi_weight"]) == [0.001, 0.01] and lam["mutual_information"].all()
+    assert lam["mi_estimate"].notna().all()
+    analysis_main([roots[1]])
+    assert (Path(roots[1]) / "report" / "mi_weight_sensitivity.png").exists()
+
+
+def test_isolation_sweeps_report_precision_recall_and_pareto_front(smoke_root):
+    (abl_root,) = run_script(abl_isolation, smoke_root)
+    (pt_root,) = run_script(pt_isolation, smoke_root)
+    abl, pt = load_trials(abl_root), load_trials(pt_root)
+    assert len(abl) == 2 and len(pt) == 2
+    for df, cols in ((abl, ["isolation_precision", "isolation_recall", "gamma", "isolation_ratio"]),
+                     (pt, ["isolation_precision", "base_isolation_precision", "freeze_fraction", "isolated_lr"])):
+        assert df[cols].notna().all().all()
+        assert ((df["isolation_precision"] >= 0) & (df["isolation_precision"] <= 1)).all()
+    # both studies are multi-objective Optuna studies, kept next to the results
+    assert (Path(abl_root) / "optuna.journal").exists()
+    analysis_main([pt_root])
+    report = Path(pt_root) / "report"
+    assert (report / "isolation.png").exists() and (report / "pareto.png").exists()
+    text = (report / "isolation.md").read_text()
+    assert "PT M′" in text and "PT M_s" in text
+
+
+def test_defense_comparison_smoke_has_the_pt_table_shape(smoke_root):
+    (root,) = run_script(defense_comparison, smoke_root, "--attacks", "badnets", "sig")
+    trials = load_trials(root)
+    assert sorted(trials["method"].unique()) == ["abl", "cbd", "no_defense", "pt"]
+    table = defenses.comparison_table(trials)
+    assert table["attack"].tolist() == ["BadNets", "SIG"]
+    assert list(table.columns[2:]) == ["Baseline ACC/ASR", "ABL ACC/ASR", "PT ACC/ASR", "CBD ACC/ASR"]
+    assert all(cell.count("/") == 1 for cell in table.iloc[:, 2:].to_numpy().ravel())
+
+
+def test_pareto_mask_keeps_exactly_the_non_dominated_trials():
+    acc = [0.9, 0.95, 0.8, 0.95, 0.7]
+    asr = [0.1, 0.3, 0.05, 0.5, 0.05]
+    assert defenses.pareto_mask(acc, asr).tolist() == [True, True, True, False, False]
+
+
+def test_tables_from_a_hand_made_trials_table():
+    rows = []
+    for rate in (0.01, 0.5):
+        for method in ("no_defense", "cbd"):
+            for attack in ("badnets", "wanet"):
+                rows.append({"backdoor_poison_rate": rate, "method": method, "attack": attack, "dataset": "digits",
+                             "acc": 0.9 if method == "cbd" else 0.8, "asr": 0.02 if method == "cbd" else 1.0})
+    df = pd.DataFrame(rows)
+    table = defenses.robustness_table(df)
+    assert table.shape == (4, 6)
+    assert table.loc[1, "BadNets ASR"] == pytest.approx(2.0) and table.loc[0, "WaNet CA"] == pytest.approx(80.0)
+    assert defenses.comparison_table(df).loc[0, "CBD ACC/ASR"] == "0.900/0.020"
+    iso = pd.DataFrame({"method": ["pt", "pt"], "isolation_ratio": [0.05, 0.1], "isolation_precision": [1.0, 0.9],
+                        "isolation_recall": [0.5, 0.9], "base_isolation_precision": [0.4, 0.3],
+                        "base_isolation_recall": [0.2, 0.3]})
+    t = defenses.isolation_table(iso)
+    assert t["isolated by"].tolist() == ["PT M′", "PT M′", "PT M_s", "PT M_s"]
+    assert np.allclose(t["precision"], [1.0, 0.9, 0.4, 0.3]) and not math.isnan(t["recall"].sum())
