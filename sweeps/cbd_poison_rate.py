@@ -56,6 +56,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     sweeps = build_sweeps(args)
+    for sweep in sweeps:  # every sweep is checked before any Ray work starts
+        sweep.validate()
     code = run_all(sweeps[:2], params=["backdoor_poison_rate", "attack"])
     if len(sweeps) > 2:
         code = run_all(sweeps[2:], params=["mi_weight"]) or code

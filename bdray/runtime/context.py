@@ -7,6 +7,7 @@ Checkpoints are plain tensors/ints/dicts saved with ``torch.save`` and loaded wi
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
@@ -45,6 +46,22 @@ def save_state_atomic(state: Dict[str, Any], path: Path) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def checkpoint_folder(state: Dict[str, Any]):
+    """A temporary folder holding ``state`` as a checkpoint file (for Ray's ``Checkpoint.from_directory``)."""
+    with tempfile.TemporaryDirectory(prefix="bdray-ckpt-") as tmp:
+        save_state_atomic(state, Path(tmp) / CHECKPOINT_FILE)
+        yield tmp
+
+
+def state_from_checkpoint(checkpoint, device) -> Optional[Dict[str, Any]]:
+    """The state saved by ``checkpoint_folder`` in a Ray ``Checkpoint`` (None when there is none)."""
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return load_state(Path(folder) / CHECKPOINT_FILE, device)
 
 
 class RunContext:

@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import torch
 
 from bdray.config import Config
-from bdray.runtime.context import CHECKPOINT_FILE, RunContext, load_state, save_state_atomic
+from bdray.runtime.context import RunContext, checkpoint_folder, state_from_checkpoint
 
 
 class RayTrainContext(RunContext):
@@ -42,9 +40,8 @@ class RayTrainContext(RunContext):
 
         row = {**metrics, "hardware": self.hardware()}
         if state is not None and self.is_main:
-            with tempfile.TemporaryDirectory(prefix="bdray-ckpt-") as tmp:
-                save_state_atomic(state, Path(tmp) / CHECKPOINT_FILE)
-                ray.train.report(row, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+            with checkpoint_folder(state) as folder:
+                ray.train.report(row, checkpoint=ray.train.Checkpoint.from_directory(folder))
         else:
             ray.train.report(row)
         if self.verbose and self.is_main:
@@ -58,11 +55,7 @@ class RayTrainContext(RunContext):
     def load_checkpoint(self):
         import ray.train
 
-        ckpt = ray.train.get_checkpoint()
-        if ckpt is None:
-            return None
-        with ckpt.as_directory() as folder:
-            return load_state(Path(folder) / CHECKPOINT_FILE, self.device)
+        return state_from_checkpoint(ray.train.get_checkpoint(), self.device)
 
 
 def train_worker(loop_config: Dict[str, Any]) -> None:

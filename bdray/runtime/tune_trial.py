@@ -2,12 +2,9 @@
 and checkpoints through ``ray.tune``.  The loop is the very same function Ray Train runs."""
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import torch
 
-from bdray.runtime.context import CHECKPOINT_FILE, RunContext, default_device, load_state, save_state_atomic
+from bdray.runtime.context import RunContext, checkpoint_folder, default_device, state_from_checkpoint
 
 
 class TuneTrialContext(RunContext):
@@ -22,18 +19,13 @@ class TuneTrialContext(RunContext):
         import ray.tune
 
         row = {**metrics, "hardware": self.hardware()}
-        if state is not None:
-            with tempfile.TemporaryDirectory(prefix="bdray-ckpt-") as tmp:
-                save_state_atomic(state, Path(tmp) / CHECKPOINT_FILE)
-                ray.tune.report(row, checkpoint=ray.tune.Checkpoint.from_directory(tmp))
-        else:
+        if state is None:
             ray.tune.report(row)
+            return
+        with checkpoint_folder(state) as folder:
+            ray.tune.report(row, checkpoint=ray.tune.Checkpoint.from_directory(folder))
 
     def load_checkpoint(self):
         import ray.tune
 
-        ckpt = ray.tune.get_checkpoint()
-        if ckpt is None:
-            return None
-        with ckpt.as_directory() as folder:
-            return load_state(Path(folder) / CHECKPOINT_FILE, self.device)
+        return state_from_checkpoint(ray.tune.get_checkpoint(), self.device)
