@@ -103,19 +103,25 @@ def comparison_table(trials: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
 
 
 def isolation_table(trials: pd.DataFrame) -> pd.DataFrame:
-    """Mean isolation precision / recall per method (and, for PT, per isolating model) and ratio."""
+    """Mean isolation precision / recall per isolation ratio, per method -- for PT per isolating
+    model (M′, M_s), for ABL per γ when γ varies."""
     parts = []
+    groups = []
     for method, df in trials.groupby("method"):
         if "isolation_precision" not in df or df["isolation_precision"].isna().all() or "isolation_ratio" not in df:
             continue
-        sources = [("isolation_", "M′" if method == "pt" else "")]
-        if method == "pt" and "base_isolation_precision" in df:
-            sources.append(("base_isolation_", "M_s"))
-        for prefix, model in sources:
-            g = df.groupby("isolation_ratio")[[f"{prefix}precision", f"{prefix}recall"]].mean().reset_index()
-            g.columns = ["isolation_ratio", "precision", "recall"]
-            g.insert(0, "isolated by", f"{DEFENSE_NAMES.get(method, method)} {model}".strip())
-            parts.append(g)
+        name = DEFENSE_NAMES.get(method, method)
+        if method == "abl" and "gamma" in df and df["gamma"].nunique() > 1:  # ABL's isolation depends on γ
+            groups += [(f"{name} γ={gamma:g}", part, "isolation_") for gamma, part in df.groupby("gamma")]
+        elif method == "pt" and "base_isolation_precision" in df:
+            groups += [(f"{name} M′", df, "isolation_"), (f"{name} M_s", df, "base_isolation_")]
+        else:
+            groups.append((name, df, "isolation_"))
+    for label, df, prefix in groups:
+        g = df.groupby("isolation_ratio")[[f"{prefix}precision", f"{prefix}recall"]].mean().reset_index()
+        g.columns = ["isolation_ratio", "precision", "recall"]
+        g.insert(0, "isolated by", label)
+        parts.append(g)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
