@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -120,6 +120,24 @@ def sgd(model: torch.nn.Module, lr: float, cfg: PoisonedTrainingConfig) -> torch
     return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
+def augmented_batch(split: Split, indices: torch.Tensor, cfg: PoisonedTrainingConfig, hflip: bool,
+                    gen: torch.Generator):
+    """(augmented images, labels, indices on the data's device) of ``split[indices]``."""
+    idx = indices.to(split.images.device)
+    x = augment(to_float(split.images[idx]), crop_padding=cfg.crop_padding, hflip=hflip, generator=gen)
+    return x, split.labels[idx], idx
+
+
+def endless_batches(n: int, batch_size: int, gen: torch.Generator, ctx: RunContext) -> Iterator[torch.Tensor]:
+    """Shuffled index batches over ``range(n)``, reshuffled after every pass, forever (nothing when
+    this rank's share is empty)."""
+    if n // max(ctx.world_size, 1) == 0:
+        return
+    while True:
+        yield from iterate_batches(n, batch_size, shuffle=True, generator=gen, rank=ctx.rank,
+                                   world_size=ctx.world_size)
+
+
 def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, split: Split, indices: torch.Tensor,
                 cfg: PoisonedTrainingConfig, ctx: RunContext, hflip: bool, gen: torch.Generator,
                 loss_fn: BatchLoss = cross_entropy_loss, batch_size: Optional[int] = None,
@@ -128,12 +146,10 @@ def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, split: Split
     ``sign · loss_fn`` (``sign=-1``: gradient ascent).  Returns the mean loss."""
     model.train()
     total, seen = 0.0, 0
-    bs = batch_size or cfg.batch_size
-    for pos in iterate_batches(len(indices), bs, shuffle=True, generator=gen, rank=ctx.rank,
-                               world_size=ctx.world_size):
-        idx = indices[pos].to(split.images.device)
-        x = augment(to_float(split.images[idx]), crop_padding=cfg.crop_padding, hflip=hflip, generator=gen)
-        loss = loss_fn(model, x, split.labels[idx], idx)
+    for pos in iterate_batches(len(indices), batch_size or cfg.batch_size, shuffle=True, generator=gen,
+                               rank=ctx.rank, world_size=ctx.world_size):
+        x, y, idx = augmented_batch(split, indices[pos], cfg, hflip, gen)
+        loss = loss_fn(model, x, y, idx)
         opt.zero_grad(set_to_none=True)
         (sign * loss).backward()
         opt.step()

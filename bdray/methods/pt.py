@@ -23,10 +23,11 @@ import torch.nn.functional as F
 
 from bdray.artifacts import backdoored_model
 from bdray.config import check_choice, check_number, check_positive, check_positive_int
-from bdray.data import augment, iterate_batches, to_float
+from bdray.data import iterate_batches
 from bdray.methods.common import seed_everything, set_lr, cosine_lr_factor
-from bdray.methods.poisoned import (PoisonedTrainingConfig, check_ratio, complement, isolate_lowest_loss,
-                                    isolation_quality, load_poisoned, per_sample_loss, sgd, train_epoch)
+from bdray.methods.poisoned import (PoisonedTrainingConfig, augmented_batch, check_ratio, complement,
+                                    endless_batches, isolate_lowest_loss, isolation_quality, load_poisoned,
+                                    per_sample_loss, sgd, train_epoch)
 from bdray.metrics import evaluate_backdoor
 from bdray.models import create_model
 from bdray.runtime.context import RunContext, unwrap
@@ -78,37 +79,30 @@ class PTConfig(PoisonedTrainingConfig):
 
 
 def _unlearn_epoch(model, opt_clean, opt_isolated, train, clean_idx, isolated_idx, cfg, ctx, hflip, gen):
-    """One pass over D_c; each D_c batch is followed by an ascent step on the next D_s batch."""
+    """One pass over D_c; each D_c batch is followed by an ascent step on the next D_s batch
+    (D_s is cycled; no ascent when ``opt_isolated`` is None)."""
     model.train()
     sums = {"train_loss": 0.0, "isolated_loss": 0.0}
     steps = 0
-    iso_batches = None
+    isolated_batches = endless_batches(len(isolated_idx), cfg.batch_size, gen, ctx)
     for pos in iterate_batches(len(clean_idx), cfg.batch_size, shuffle=True, generator=gen, rank=ctx.rank,
                                world_size=ctx.world_size):
-        idx = clean_idx[pos].to(train.images.device)
-        x = augment(to_float(train.images[idx]), crop_padding=cfg.crop_padding, hflip=hflip, generator=gen)
-        loss = F.cross_entropy(model(x), train.labels[idx])
-        opt_clean.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_clean.step()
-        sums["train_loss"] += float(loss.detach())
-        if len(isolated_idx) and cfg.isolated_lr > 0:
-            try:
-                ipos = next(iso_batches) if iso_batches is not None else None
-            except StopIteration:
-                ipos = None
-            if ipos is None:
-                iso_batches = iter(list(iterate_batches(len(isolated_idx), cfg.batch_size, shuffle=True,
-                                                        generator=gen, rank=ctx.rank, world_size=ctx.world_size)))
-                ipos = next(iso_batches)
-            idx = isolated_idx[ipos].to(train.images.device)
-            x = augment(to_float(train.images[idx]), crop_padding=cfg.crop_padding, hflip=hflip, generator=gen)
-            iso_loss = F.cross_entropy(model(x), train.labels[idx])
-            opt_isolated.zero_grad(set_to_none=True)
-            (-iso_loss).backward()
-            opt_isolated.step()
-            sums["isolated_loss"] += float(iso_loss.detach())
         steps += 1
+        for idx, opt, sign, key in ((clean_idx[pos], opt_clean, 1.0, "train_loss"),
+                                    (None, opt_isolated, -1.0, "isolated_loss")):
+            if opt is None:
+                continue
+            if idx is None:
+                ipos = next(isolated_batches, None)
+                if ipos is None:
+                    continue
+                idx = isolated_idx[ipos]
+            x, y, _ = augmented_batch(train, idx, cfg, hflip, gen)
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            (sign * loss).backward()
+            opt.step()
+            sums[key] += float(loss.detach())
     return {k: v / max(steps, 1) for k, v in sums.items()}
 
 
@@ -162,12 +156,13 @@ def train_pt(cfg: PTConfig, ctx: RunContext) -> Dict[str, Any]:
     # final training from M_s
     model = ctx.prepare_model(copy.deepcopy(base))
     opt_clean = sgd(model, cfg.clean_lr, cfg)
-    opt_isolated = sgd(model, max(cfg.isolated_lr, 1e-12), cfg)
+    opt_isolated = sgd(model, cfg.isolated_lr, cfg) if cfg.isolated_lr > 0 else None
     first = cfg.partial_epochs
     if state is not None and state["stage"] == "final":
         unwrap(model).load_state_dict(state["model"])
         opt_clean.load_state_dict(state["optimizer"])
-        opt_isolated.load_state_dict(state["optimizer_isolated"])
+        if opt_isolated is not None:
+            opt_isolated.load_state_dict(state["optimizer_isolated"])
     clean_idx = complement(isolated, n)
     metrics: Dict[str, Any] = {}
     for epoch in range(max(first, start_epoch), first + cfg.epochs):
@@ -181,6 +176,7 @@ def train_pt(cfg: PTConfig, ctx: RunContext) -> Dict[str, Any]:
                        epoch_time_s=time.time() - t0, resumed_from_epoch=start_epoch,
                        poisoned_samples=len(pd_.poison_indices))
         ctx.report(metrics, {"epoch": epoch + 1, "stage": "final", "model": unwrap(model).state_dict(),
-                             "optimizer": opt_clean.state_dict(), "optimizer_isolated": opt_isolated.state_dict(),
+                             "optimizer": opt_clean.state_dict(),
+                             "optimizer_isolated": opt_isolated.state_dict() if opt_isolated is not None else {},
                              "isolated": isolated, "frozen_layers": frozen})
     return {**metrics, "model": unwrap(model), "isolated": isolated}
