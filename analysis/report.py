@@ -81,6 +81,24 @@ def write_report(sweep_dir: str, params: Sequence[str] = (), out_dir: str | None
         (out / "trigger_size.md").write_text("\n".join(text))
         paths["trigger_size_md"] = str(out / "trigger_size.md")
     paths.update(_training_defense_reports(done, out, sweep))
+    if len(done) and "boundary_error" in done and done["boundary_error"].notna().any():
+        paths.update(_dba_toy_reports(sweep_dir, done[done["method"] == "dba_toy"], out))
+    return paths
+
+
+def _dba_toy_reports(sweep_dir: str, toy: pd.DataFrame, out: Path) -> Dict[str, str]:
+    from analysis import dba_toy
+    from analysis.load import load_epochs
+
+    paths: Dict[str, str] = {}
+    _write(out, "boundary_error", "DBA toy study: Classification Boundary Error (Fig. 5)",
+           dba_toy.boundary_error_table(toy), paths)
+    dba_toy.plot_boundary_error(toy, str(out / "boundary_error.png"))
+    paths["boundary_error_png"] = str(out / "boundary_error.png")
+    rate = 0.8 if (toy["bias_rate"] == 0.8).any() else float(toy["bias_rate"].max())
+    dba_toy.plot_boundaries(toy, load_epochs(sweep_dir), str(out / "boundaries.png"), rate,
+                            seed=int(toy["seed"].min()))
+    paths["boundaries_png"] = str(out / "boundaries.png")
     return paths
 
 
@@ -93,7 +111,7 @@ def _training_defense_reports(done: pd.DataFrame, out: Path, sweep: str) -> Dict
     """Robustness table (CBD Table 2), comparison table (PT Table 2), isolation quality and the
     Pareto front, each when the sweep has what it needs."""
     paths: Dict[str, str] = {}
-    if len(done) >= 2:
+    if len(done) and int(done[["acc", "asr"]].notna().all(axis=1).sum()) >= 2:
         front = defenses.plot_pareto(done, str(out / "pareto.png"), title=f"Pareto front: {sweep}")
         paths["pareto_png"] = str(out / "pareto.png")
         cols = [c for c in ("method", "attack", "isolation_ratio", "gamma", "freeze_fraction", "clean_lr",

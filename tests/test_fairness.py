@@ -88,3 +88,52 @@ def test_biased_digits_reject_bad_arguments():
         load_attribute_dataset("digits_biased", bias_strength=1.5)
     with pytest.raises(ConfigError, match="dataset"):
         load_attribute_dataset("celebb")
+
+
+# --- DBA's toy boundary study ------------------------------------------------------------------
+
+def test_toy_data_and_strategies():
+    from bdray.methods.dba_toy import DBAToyConfig, toy_points, training_set
+
+    xy, y, upper = toy_points(0.8, 1000, 0.05, seed=0)
+    assert len(y) == 2000 and int((y == 0).sum()) == 1000
+    assert int(((y == 0) & (upper == 1)).sum()) == 800 and int(((y == 1) & (upper == 0)).sum()) == 800
+    assert float(xy[y == 0, 0].mean()) < 0 < float(xy[y == 1, 0].mean())
+    inputs, labels, surplus = training_set(DBAToyConfig(strategy="undersampling"))
+    assert surplus == 1200 and len(labels) == 800  # every block keeps 200 points
+    inputs, labels, _ = training_set(DBAToyConfig(strategy="pseudo_deletion"))
+    assert len(labels) == 2000 and int(inputs[:, 2].sum()) == 1200  # surplus marked, not deleted
+    assert int(training_set(DBAToyConfig(strategy="all"))[0][:, 2].sum()) == 0
+
+
+def test_toy_run_reports_boundary_error_and_a_redrawable_grid():
+    from bdray.methods.dba_toy import hex_to_bits
+    from bdray.runtime import run_local
+
+    result = run_local("dba_toy", {"strategy": "pseudo_deletion", "epochs": 100, "grid_size": 20}, device="cpu",
+                       verbose=False)
+    grid = hex_to_bits(result.history[-1]["boundary_grid"], 400)
+    truth = torch.tensor([1 if x > 0 else 0 for _ in range(20) for x in torch.linspace(-1, 1, 20).tolist()])
+    assert int((grid != truth).sum()) == result.metrics["boundary_error"]
+    assert result.metrics["boundary_error"] < 400 * 0.25
+
+
+@pytest.mark.ray
+def test_toy_sweep_smoke_rebuilds_fig5_and_boundaries_from_parquet(ray_local, tmp_path):
+    from pathlib import Path
+
+    from analysis.__main__ import main as analysis_main
+    from analysis.load import load_trials
+    from bdray.sweep import run_sweep
+    from sweeps import dba_toy
+
+    (sweep,) = dba_toy.build_sweeps(dba_toy.parse_args(["--smoke-test", "--storage-path", str(tmp_path)]))
+    sweep.verbose = False
+    run_sweep(sweep)
+    trials = load_trials(sweep.root)
+    assert sorted(trials["strategy"]) == ["all", "pseudo_deletion", "undersampling"]
+    assert trials["boundary_error"].notna().all()
+    analysis_main([sweep.root])
+    report = Path(sweep.root) / "report"
+    assert (report / "boundaries.png").stat().st_size > 0 and (report / "boundary_error.png").exists()
+    assert "pseudo_deletion mean" in (report / "boundary_error.md").read_text()

@@ -29,6 +29,7 @@ def _register_builtin() -> None:
     from bdray.methods.abl import ABLConfig, train_abl
     from bdray.methods.backdoor import BackdoorConfig, train_backdoor
     from bdray.methods.cbd import CBDConfig, train_cbd
+    from bdray.methods.dba_toy import DBAToyConfig, train_dba_toy
     from bdray.methods.dhbe import DHBEConfig, train_dhbe
 
     from bdray.methods.fineprune import FinePruneConfig, train_fineprune
@@ -49,6 +50,8 @@ def _register_builtin() -> None:
     METHODS.register("abl", MethodSpec("abl", ABLConfig, train_abl, uses_backdoored_model=False))
     METHODS.register("pt", MethodSpec("pt", PTConfig, train_pt))
     METHODS.register("cbd", MethodSpec("cbd", CBDConfig, train_cbd, uses_backdoored_model=False))
+    # fairness (DBA)
+    METHODS.register("dba_toy", MethodSpec("dba_toy", DBAToyConfig, train_dba_toy, uses_backdoored_model=False))
 
 
 def get_method(name: str) -> MethodSpec:

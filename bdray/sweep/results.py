@@ -41,8 +41,8 @@ def git_commit() -> str:
 def identity(method: str, cfg) -> Dict[str, Any]:
     """dataset/model/attack/seed of a config (a defense config takes them from its ``backdoor``)."""
     threat = getattr(cfg, "backdoor", cfg)
-    return {"method": method, "dataset": threat.dataset, "model": threat.model, "attack": threat.attack,
-            "seed": cfg.seed}
+    return {"method": method, "dataset": getattr(threat, "dataset", ""), "model": getattr(threat, "model", ""),
+            "attack": getattr(threat, "attack", ""), "seed": cfg.seed}
 
 
 def trial_row(*, sweep: str, tune_run: str, trial_id: str, method: str, cfg, metrics: Dict[str, Any],
