@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Dict, Tuple
+from typing import Any, ClassVar, Dict, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,10 @@ def lga_loss(gamma: float):
 class ABLConfig(PoisonedTrainingConfig):
     """Defaults sized for the embedded digits on a CPU; ``ABLConfig.paper()`` gives the paper's."""
 
+    PAPER_SETTINGS: ClassVar[Dict[str, Any]] = dict(
+        isolation_epochs=20, gamma=0.5, isolation_lr=0.1, isolation_ratio=0.01, clean_epochs=60, clean_lr=0.1,
+        weight_decay=1e-4, unlearn_epochs=20, unlearn_lr=5e-4, unlearn_batch_size=64, batch_size=64, crop_padding=4)
+
     isolation_epochs: int = 10          # T_te (authors' code 10, paper 20)
     gamma: float = 2.0                  # γ of LGA (paper 0.5; the digits are learned so fast that clean
                                         # samples reach low loss with γ <= 1.5 and isolation gets noisy)
@@ -50,14 +54,6 @@ class ABLConfig(PoisonedTrainingConfig):
     unlearn_epochs: int = 3             # gradient ascent on D_b (paper: 20; on digits acc falls after ~4)
     unlearn_lr: float = 5e-4
     unlearn_batch_size: int = 64
-
-    @classmethod
-    def paper(cls, backdoor=None, **overrides) -> "ABLConfig":
-        values = dict(isolation_epochs=20, gamma=0.5, isolation_lr=0.1, isolation_ratio=0.01, clean_epochs=60, clean_lr=0.1,
-                      weight_decay=1e-4, unlearn_epochs=20, unlearn_lr=5e-4, unlearn_batch_size=64, batch_size=64,
-                      crop_padding=4)
-        values.update(overrides)
-        return cls(**({"backdoor": backdoor} if backdoor is not None else {}), **values)
 
     def validate(self) -> None:
         super().validate()

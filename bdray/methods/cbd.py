@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Any, Dict, Tuple
+from typing import Any, ClassVar, Dict, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +54,10 @@ def jsd_mi_estimate(disc: nn.Module, z_b: torch.Tensor, z_c: torch.Tensor, perm:
 class CBDConfig(PoisonedTrainingConfig):
     """Defaults sized for the embedded digits; ``CBDConfig.paper()`` gives the paper's schedule."""
 
+    PAPER_SETTINGS: ClassVar[Dict[str, Any]] = dict(
+        fb_epochs=5, fb_lr=0.1, epochs=100, lr=0.1, lr_milestones=(0.2, 0.7), crop_padding=4, batch_size=128,
+        weight_normalization="batch")
+
     fb_epochs: int = 8                 # f_B's training (authors: 5)
     fb_lr: float = 0.05                # constant (authors: 0.1)
     epochs: int = 20                   # f_C's training (paper: 100)
@@ -68,13 +72,6 @@ class CBDConfig(PoisonedTrainingConfig):
     l2_weight: float = 1e-4            # β of the L2 penalty on z_C (with the MI term)
     discriminator_lr: float = 1e-3     # Adam
     discriminator_width: int = 64
-
-    @classmethod
-    def paper(cls, backdoor=None, **overrides) -> "CBDConfig":
-        values = dict(fb_epochs=5, fb_lr=0.1, epochs=100, lr=0.1, lr_milestones=(0.2, 0.7), crop_padding=4,
-                      batch_size=128, weight_normalization="batch")
-        values.update(overrides)
-        return cls(**({"backdoor": backdoor} if backdoor is not None else {}), **values)
 
     def validate(self) -> None:
         super().validate()
