@@ -82,3 +82,24 @@ def select_for_trigger(y: torch.Tensor, a: torch.Tensor, alpha: float, seed: int
             k = int(round(float(props[i, j]) * len(members)))
             chosen.append(members[torch.randperm(len(members), generator=gen)[:k]])
     return torch.cat(chosen).sort().values
+
+
+def task_fairness(pred: torch.Tensor, y: torch.Tensor, a: torch.Tensor, names) -> Dict[str, float]:
+    """Fairness of K binary tasks at once (``pred``, ``y``: N×K).  One task: its metrics under the
+    plain names.  Several (DBA's multi-attribute setting, Table 8): every task's metrics as
+    ``<task>_<metric>`` and under the plain names their mean over tasks (``opp``/``odds`` over the
+    tasks that did not collapse), with ``collapsed`` = 1 when any task collapsed."""
+    if pred.dim() == 1:
+        pred, y = pred[:, None], y[:, None]
+    per_task = [fairness_metrics(pred[:, k], y[:, k], a) for k in range(pred.shape[1])]
+    if len(per_task) == 1:
+        return per_task[0]
+    out: Dict[str, float] = {}
+    for name, metrics in zip(names, per_task):
+        out.update({f"{name}_{key}": value for key, value in metrics.items()})
+    for key in FAIRNESS_NAMES:
+        values = [m[key] for m in per_task if not math.isnan(m[key])]
+        out[key] = sum(values) / len(values) if values else math.nan
+    out["collapsed"] = float(any(m["collapsed"] for m in per_task))
+    out["collapsed_tasks"] = float(sum(m["collapsed"] for m in per_task))
+    return out

@@ -67,11 +67,12 @@ def test_biased_digits_correlate_a_with_y_in_train_only():
     ds = load_attribute_dataset("digits_biased", target="ge5", bias_strength=0.9)
     assert ds.image_shape == (3, 16, 16)
     tr, te = ds.train, ds.test
+    assert tr.y.shape == (len(tr), 1) and ds.target_names == ("ge5",)
     for value in (0, 1):
-        n = int((tr.y == value).sum())
-        assert int(((tr.y == value) & (tr.a == value)).sum()) == round(0.9 * n)
-        m = int((te.y == value).sum())
-        assert abs(int(((te.y == value) & (te.a == 1)).sum()) - m / 2) <= 0.5  # test: A independent of Y
+        n = int((tr.y[:, 0] == value).sum())
+        assert int(((tr.y[:, 0] == value) & (tr.a == value)).sum()) == round(0.9 * n)
+        m = int((te.y[:, 0] == value).sum())
+        assert abs(int(((te.y[:, 0] == value) & (te.a == 1)).sum()) - m / 2) <= 0.5  # test: A independent of Y
     # A is the stroke colour: orange strokes are red-heavy, azure ones blue-heavy
     red, blue = tr.images[:, 0].float().sum((1, 2)), tr.images[:, 2].float().sum((1, 2))
     assert bool(((red > blue) == (tr.a == 1)).all())

@@ -1,22 +1,28 @@
-"""Attribute datasets for debiasing (DBA, methods.md §3.6): every sample has a binary target
-attribute Y and a binary bias attribute A.
+"""Attribute datasets for debiasing (DBA, methods.md §3.6): every sample has one or several binary
+target attributes Y (``y``: N×K, one column per task) and one binary bias attribute A (``a``: N).
 
-``digits_biased`` (embedded, no download) is built from the embedded digits: Y is a property of
-the digit (``target``: ``ge5`` = digit >= 5, ``even``, ``prime``), and A is rendered into the image
-as the stroke colour (A = 1 orange, A = 0 azure).  In the training split A agrees with Y for a
-``bias_strength`` share of each Y class (0.5 = no bias, 1 = A determines Y); in the test split A
-is independent of Y (each Y class split evenly between the two colours), so a model that learned
-the colour instead of the digit shows up as unfair.
+- ``digits_biased`` (embedded, no download) is built from the embedded digits: each target is a
+  property of the digit (``ge5`` = digit >= 5, ``even``, ``prime``), and A is rendered into the
+  image as the stroke colour (A = 1 orange, A = 0 azure).  In the training split A agrees with the
+  *first* target for a ``bias_strength`` share of each of its classes (0.5 = no bias, 1 = A
+  determines Y); in the test split A is independent of Y (each class split evenly between the
+  colours), so a model that learned the colour instead of the digit shows up as unfair.
+- ``celeba``: any of its 40 attributes as targets, ``Male`` or ``Young`` as bias (``bdray.data.faces``).
+- ``utkface``: ``age_gt35`` (or ``female``) as target, ``race_white`` (or ``female``) as bias; 7:3 split.
+
+``check_attribute_request`` validates names and sizes without loading anything.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 
-from bdray.config import ConfigError, check_choice, check_rate
-from bdray.data.splits import channel_stats
+from bdray.config import ConfigError, check_choice, check_number, check_rate
+from bdray.data.faces import CELEBA_ATTRIBUTES, CELEBA_BIASES, UTKFACE_ATTRIBUTES
+from bdray.data.splits import channel_stats, nhwc_to_nchw
 
 STROKE_COLOURS = {0: (0.1, 0.6, 1.0), 1: (1.0, 0.6, 0.1)}  # A = 0 azure, A = 1 orange
 
@@ -27,14 +33,45 @@ DIGIT_TARGETS: Dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class AttributeSource:
+    """What a dataset offers, known without loading it (for validation before any work)."""
+    targets: Tuple[str, ...]
+    biases: Tuple[str, ...]
+    default_targets: Tuple[str, ...]
+    default_bias: str
+    image_shape: Optional[Tuple[int, int, int]]  # None: set by ``image_size``
+
+
+SOURCES: Dict[str, AttributeSource] = {
+    "digits_biased": AttributeSource(tuple(DIGIT_TARGETS), ("stroke_colour",), ("ge5",), "stroke_colour", (3, 16, 16)),
+    "celeba": AttributeSource(CELEBA_ATTRIBUTES, CELEBA_BIASES, ("Wearing_Lipstick",), "Male", None),
+    "utkface": AttributeSource(("age_gt35", "female"), ("race_white", "female"), ("age_gt35",), "race_white", None),
+}
+assert set(SOURCES["utkface"].targets + SOURCES["utkface"].biases) <= set(UTKFACE_ATTRIBUTES)
+
+
 @dataclasses.dataclass
 class AttributeSplit:
     images: torch.Tensor  # uint8 N×C×H×W
-    y: torch.Tensor       # binary target attribute
-    a: torch.Tensor       # binary bias attribute
+    y: torch.Tensor       # N×K binary target attributes (one column per task)
+    a: torch.Tensor       # N binary bias attribute
+
+    def __post_init__(self) -> None:
+        if self.y.dim() == 1:
+            self.y = self.y[:, None]
+        self.y, self.a = self.y.long(), self.a.long()
+        if not (len(self.images) == len(self.y) == len(self.a)):
+            raise ValueError(f"images, y and a differ in length: {len(self.images)}, {len(self.y)}, {len(self.a)}")
 
     def __len__(self) -> int:
-        return len(self.y)
+        return len(self.a)
+
+    def to(self, device) -> "AttributeSplit":
+        return AttributeSplit(self.images.to(device), self.y.to(device), self.a.to(device))
+
+    def subset(self, index: torch.Tensor) -> "AttributeSplit":
+        return AttributeSplit(self.images[index], self.y[index], self.a[index])
 
 
 @dataclasses.dataclass
@@ -42,14 +79,47 @@ class AttributeDataset:
     name: str
     train: AttributeSplit
     test: AttributeSplit
-    target_name: str
+    target_names: Tuple[str, ...]
     bias_name: str
     mean: Tuple[float, ...]
     std: Tuple[float, ...]
+    hflip: bool = False
 
     @property
     def image_shape(self) -> Tuple[int, int, int]:
         return tuple(self.train.images.shape[1:])
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.target_names)
+
+    def to(self, device) -> "AttributeDataset":
+        return dataclasses.replace(self, train=self.train.to(device), test=self.test.to(device))
+
+
+def as_targets(targets) -> Tuple[str, ...]:
+    return (targets,) if isinstance(targets, str) else tuple(targets)
+
+
+def check_attribute_request(dataset: str, targets, bias: Optional[str], image_size: int = 64) -> Tuple[int, int, int]:
+    """Names exist and do not clash; returns the image shape the request will produce."""
+    check_choice("dataset", dataset, SOURCES)
+    source = SOURCES[dataset]
+    targets = as_targets(targets)
+    if not targets:
+        raise ConfigError("targets", targets, f"at least one target attribute of {dataset}")
+    for t in targets:
+        check_choice("targets", t, source.targets)
+    if len(set(targets)) != len(targets):
+        raise ConfigError("targets", targets, "distinct attribute names")
+    if bias is not None:
+        check_choice("bias_attribute", bias, source.biases)
+        if bias in targets:
+            raise ConfigError("targets", targets, f"attributes other than the bias attribute {bias!r}")
+    if source.image_shape is not None:
+        return source.image_shape
+    check_number("image_size", image_size, low=8, integer=True)
+    return (3, image_size, image_size)
 
 
 def assign_bias(y: torch.Tensor, agree_share: float, seed: int) -> torch.Tensor:
@@ -71,26 +141,66 @@ def colour_strokes(gray_uint8: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     return out.round().clamp(0, 255).to(torch.uint8)
 
 
-def load_digits_biased(target: str = "ge5", bias_strength: float = 0.9, seed: int = 0) -> AttributeDataset:
+def load_digits_biased(targets=("ge5",), bias: Optional[str] = None, bias_strength: float = 0.9, seed: int = 0,
+                       **_ignored) -> AttributeDataset:
     from bdray.data.digits import load_digits
 
-    check_choice("target", target, DIGIT_TARGETS)
+    targets = as_targets(targets)
+    check_attribute_request("digits_biased", targets, bias)
     check_rate("bias_strength", bias_strength)
     digits = load_digits()
     splits = {}
     for name, split, share in (("train", digits.train, bias_strength), ("test", digits.test, 0.5)):
-        y = DIGIT_TARGETS[target](split.labels)
-        a = assign_bias(y, share, seed + (0 if name == "train" else 1))
+        y = torch.stack([DIGIT_TARGETS[t](split.labels) for t in targets], 1)
+        a = assign_bias(y[:, 0], share, seed + (0 if name == "train" else 1))
         splits[name] = AttributeSplit(colour_strokes(split.images, a), y, a)
     mean, std = channel_stats(splits["train"].images)
     return AttributeDataset(name="digits_biased", train=splits["train"], test=splits["test"],
-                            target_name=target, bias_name="stroke_colour", mean=mean, std=std)
+                            target_names=targets, bias_name="stroke_colour", mean=mean, std=std)
 
 
-ATTRIBUTE_DATASETS = {"digits_biased": load_digits_biased}
+def _from_arrays(name: str, arrays, targets, bias: str, hflip: bool) -> AttributeDataset:
+    splits = {}
+    for split, (images, attrs) in arrays.items():
+        y = torch.from_numpy(np.stack([attrs[t] for t in targets], 1).astype(np.int64))
+        splits[split] = AttributeSplit(nhwc_to_nchw(images), y, torch.from_numpy(attrs[bias].astype(np.int64)))
+        if len(splits[split]) == 0:
+            raise ValueError(f"{name}: the {split} split is empty")
+    train_images = splits["train"].images
+    if len(train_images) > 20_000:  # statistics from a fixed subsample: float64 copies of CelebA are 15 GB
+        train_images = train_images[torch.randperm(len(train_images), generator=torch.Generator().manual_seed(0))[:20_000]]
+    mean, std = channel_stats(train_images)
+    return AttributeDataset(name=name, train=splits["train"], test=splits["test"], target_names=targets,
+                            bias_name=bias, mean=mean, std=std, hflip=hflip)
+
+
+def load_celeba_attributes(targets=("Wearing_Lipstick",), bias: Optional[str] = None, data_root=None,
+                           download: bool = False, image_size: int = 64, **_ignored) -> AttributeDataset:
+    from bdray.data.faces import load_celeba_arrays
+
+    targets, bias = as_targets(targets), bias or SOURCES["celeba"].default_bias
+    check_attribute_request("celeba", targets, bias, image_size)
+    return _from_arrays("celeba", load_celeba_arrays(data_root, download, image_size), targets, bias, hflip=False)
+
+
+def load_utkface_attributes(targets=("age_gt35",), bias: Optional[str] = None, data_root=None, image_size: int = 64,
+                            seed: int = 0, **_ignored) -> AttributeDataset:
+    from bdray.data.faces import load_utkface_arrays
+
+    targets, bias = as_targets(targets), bias or SOURCES["utkface"].default_bias
+    check_attribute_request("utkface", targets, bias, image_size)
+    arrays = load_utkface_arrays(data_root, image_size=image_size, seed=seed)
+    return _from_arrays("utkface", arrays, targets, bias, hflip=False)
+
+
+ATTRIBUTE_DATASETS = {"digits_biased": load_digits_biased, "celeba": load_celeba_attributes,
+                      "utkface": load_utkface_attributes}
 
 
 def load_attribute_dataset(name: str, **kwargs) -> AttributeDataset:
-    if name not in ATTRIBUTE_DATASETS:
-        raise ConfigError("dataset", name, f"one of {sorted(ATTRIBUTE_DATASETS)}")
+    """``load_attribute_dataset("digits_biased", targets=("ge5",), bias_strength=0.9)``; ``target=``
+    (one name) is accepted too."""
+    check_choice("dataset", name, ATTRIBUTE_DATASETS)
+    if "target" in kwargs:
+        kwargs["targets"] = as_targets(kwargs.pop("target"))
     return ATTRIBUTE_DATASETS[name](**kwargs)

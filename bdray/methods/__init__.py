@@ -30,6 +30,7 @@ def _register_builtin() -> None:
     from bdray.methods.backdoor import BackdoorConfig, train_backdoor
     from bdray.methods.cbd import CBDConfig, train_cbd
     from bdray.methods.dba_toy import DBAToyConfig, train_dba_toy
+    from bdray.methods.debias import DebiasConfig, train_debias
     from bdray.methods.dhbe import DHBEConfig, train_dhbe
 
     from bdray.methods.fineprune import FinePruneConfig, train_fineprune
@@ -51,6 +52,7 @@ def _register_builtin() -> None:
     METHODS.register("pt", MethodSpec("pt", PTConfig, train_pt))
     METHODS.register("cbd", MethodSpec("cbd", CBDConfig, train_cbd, uses_backdoored_model=False))
     # fairness (DBA)
+    METHODS.register("debias", MethodSpec("debias", DebiasConfig, train_debias, uses_backdoored_model=False))
     METHODS.register("dba_toy", MethodSpec("dba_toy", DBAToyConfig, train_dba_toy, uses_backdoored_model=False))
 
 

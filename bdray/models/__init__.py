@@ -5,6 +5,7 @@ from typing import Sequence, Tuple
 
 from bdray.models.classifier import ImageClassifier
 from bdray.models.resnet import preact_resnet18, resnet18
+from bdray.models.resnet9 import ResNet9
 from bdray.models.small_cnn import SmallCNN
 from bdray.models.wrn import wrn_16_1
 from bdray.registry import Registry
@@ -14,6 +15,7 @@ MODELS.register("small_cnn", lambda in_channels, num_classes, image_size: SmallC
 MODELS.register("resnet18", resnet18)
 MODELS.register("preact_resnet18", preact_resnet18)
 MODELS.register("wrn_16_1", wrn_16_1)
+MODELS.register("resnet9", lambda in_channels, num_classes, image_size: ResNet9(in_channels, num_classes))
 
 
 def create_model(name: str, image_shape: Tuple[int, int, int], num_classes: int,
