@@ -8,8 +8,14 @@ import pandas as pd
 
 from analysis import defenses, paper
 from analysis.load import load_trials
-from analysis.tables import markdown_table, trials_table
+from analysis.tables import METRIC_COLUMNS, markdown_table, trials_table
 from analysis.tradeoff import plot_tradeoff
+
+
+# the fairness sweeps' knobs and metrics, shown in trials.md when present
+FAIRNESS_PARAMS = ("strategy", "targets", "bias_rate", "alpha", "trigger_colors", "trigger_size", "trigger_channel",
+                   "seed")
+FAIRNESS_METRICS = ("eacc", "opp", "odds", "collapsed", "boundary_error")
 
 
 def _varies(df: pd.DataFrame, column: str) -> bool:
@@ -39,18 +45,24 @@ def write_report(sweep_dir: str, params: Sequence[str] = (), out_dir: str | None
     if len(done):
         done["curve"] = paper.curve_labels(done)
     shown = [p for p in params if p in trials]
+    shown += [p for p in FAIRNESS_PARAMS if p not in shown and _varies(trials, p)]
     color_by = shown[0] if shown and done["method"].nunique() == 1 else None
+    has_asr = len(done) and "asr" in done and done["asr"].notna().any()
     fits = plot_tradeoff(done, str(out / "tradeoff.png"), group="curve", color_by=color_by, reference=reference,
-                         title=f"ACC–ASR trade-off: {sweep}") if len(done) else {}
-    paths["tradeoff_png"] = str(out / "tradeoff.png")
-    lines = [f"# Sweep `{sweep}`", "", f"{len(trials)} trials ({len(done)} finished).", "", "## Trade-off fits", ""]
+                         title=f"ACC–ASR trade-off: {sweep}") if has_asr else {}
+    if has_asr:
+        paths["tradeoff_png"] = str(out / "tradeoff.png")
+    lines = [f"# Sweep `{sweep}`", "", f"{len(trials)} trials ({len(done)} finished)."]
+    if has_asr:
+        lines += ["", "## Trade-off fits", ""]
     for name, fit in fits.items():
         if fit is None:
             lines.append(f"- {name}: no logistic fit (fewer than 4 distinct points, or ASR spread below 5 points)")
         else:
             lines.append(f"- {name}: acc = {fit.low:.3f} + ({fit.high:.3f} - {fit.low:.3f}) / "
                          f"(1 + exp(-{fit.k:.3g}·(asr - {fit.mid:.3f}))), rmse {fit.rmse:.4f}")
-    lines += ["", "## Trials", "", markdown_table(trials_table(trials, params=["method", *shown]))]
+    metrics = [m for m in (*METRIC_COLUMNS, *FAIRNESS_METRICS) if m in trials and trials[m].notna().any()]
+    lines += ["", "## Trials", "", markdown_table(trials_table(trials, params=["method", *shown], metrics=metrics))]
     (out / "trials.md").write_text("\n".join(lines))
     paths["trials_md"] = str(out / "trials.md")
 
@@ -83,6 +95,40 @@ def write_report(sweep_dir: str, params: Sequence[str] = (), out_dir: str | None
     paths.update(_training_defense_reports(done, out, sweep))
     if len(done) and "boundary_error" in done and done["boundary_error"].notna().any():
         paths.update(_dba_toy_reports(sweep_dir, done[done["method"] == "dba_toy"], out))
+    if len(done) and (done["method"] == "debias").any():
+        paths.update(_debias_reports(done[done["method"] == "debias"], out))
+    return paths
+
+
+def _debias_reports(d: pd.DataFrame, out: Path) -> Dict[str, str]:
+    """DBA's tables (1–6, 8–10) and figures, each when the trials hold what it needs."""
+    from analysis import debias
+
+    paths: Dict[str, str] = {}
+    single = debias.single_task(d)
+    if len(single):
+        _write(out, "fairness_groups", "Per-group TPR (T=1) / TNR (T=0) and fairness, % (DBA Tables 1, 2, 5)",
+               debias.group_rates_table(single), paths)
+        _write(out, "fairness_average", "Mean over target attributes and seeds, % (DBA Tables 3, 4)",
+               debias.average_table(single), paths)
+        debias.plot_fairness(single, str(out / "fairness.png"))
+        paths["fairness_png"] = str(out / "fairness.png")
+    _write(out, "nonconvergence", "Runs whose predictions collapsed to one class (DBA Table 6)",
+           debias.nonconvergence_table(d), paths)
+    multi = debias.multi_attribute_table(d)
+    if len(multi):
+        _write(out, "multi_attribute", "Several targets at once: mean over tasks, % (DBA Table 8)", multi, paths)
+    dba = single[single["strategy"] == "dba"]
+    if _varies(dba, "trigger_size") or _varies(dba, "trigger_colors"):
+        _write(out, "trigger_ablation", "Trigger colour and size (DBA Table 9)", debias.trigger_ablation_table(d),
+               paths)
+    if _varies(dba, "alpha"):
+        _write(out, "alpha", "DBA: trigger proportion scale α", debias.alpha_table(d), paths)
+        debias.plot_alpha(d, str(out / "alpha.png"))
+        paths["alpha_png"] = str(out / "alpha.png")
+    if (dba["trigger_channel"] == "implicit").any():
+        _write(out, "safety", "Avoiding security risks: implicit backdoor deployments (DBA Table 10)",
+               debias.safety_table(d), paths)
     return paths
 
 

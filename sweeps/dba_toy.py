@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.methods.dba_toy import STRATEGIES, DBAToyConfig  # noqa: E402
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, resources, run_all  # noqa: E402
+from bdray.sweep.cli import add_run_args, resources, run_all  # noqa: E402
 
 BIAS_RATES = [0.5, 0.6, 0.7, 0.8, 0.9]
 
@@ -35,7 +35,7 @@ def build_sweeps(args) -> list:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(parser)
+    add_run_args(parser)
     parser.set_defaults(executor="tune")  # 75 one-second trials: no Ray Train start-up per trial
     parser.add_argument("--bias-rates", type=float, nargs="+", default=BIAS_RATES)
     parser.add_argument("--seeds", type=int, default=5)

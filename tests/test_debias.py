@@ -84,3 +84,47 @@ def test_other_baselines_train_and_report(strategy):
     m = run_local("debias", {"strategy": strategy, "epochs": 2}, device="cpu", verbose=False).metrics
     assert 0.0 <= m["eacc"] <= 1.0 and m["epoch"] == 2
     assert m["collapsed"] == 1.0 or not math.isnan(m["opp"])
+
+
+@pytest.mark.ray
+def test_dba_sweeps_smoke_rebuild_the_tables_from_parquet(ray_local, tmp_path):
+    """Both DBA sweep scripts on the session Ray (tiny trainings), then every table from the Parquet."""
+    from pathlib import Path
+
+    from analysis.__main__ import main as analysis_main
+    from analysis.load import load_trials
+    from bdray.sweep import run_sweep
+    from sweeps import dba_methods, dba_trigger
+
+    roots = []
+    for module, extra in ((dba_methods, ["--multi-attribute"]), (dba_trigger, [])):
+        sweeps = module.build_sweeps(module.parse_args(["--smoke-test", "--storage-path", str(tmp_path), *extra]))
+        for sweep in sweeps:
+            sweep.validate()
+        for sweep in sweeps:
+            sweep.verbose = False
+            run_sweep(sweep)
+        roots.append(sweeps[0].root)
+        analysis_main([sweeps[0].root])
+
+    methods = load_trials(roots[0])
+    assert (methods["status"] == "TERMINATED").all()
+    assert sorted(methods["strategy"].unique()) == ["adversarial", "dba", "normal", "reweighting", "undersampling"]
+    assert methods[["opp", "eacc", "tpr_a0", "tnr_a1"]].notna().any().all()
+    report = Path(roots[0]) / "report"
+    groups = (report / "fairness_groups.md").read_text()
+    for label in ("Normal", "Undersampling", "Reweighting", "Adversarial Learning", "DBA", "T=1", "T=0"):
+        assert label in groups
+    assert "non-converged" in (report / "nonconvergence.md").read_text()
+    assert "DBA(stroke_colour)" in (report / "multi_attribute.md").read_text()
+    assert (report / "fairness.png").stat().st_size > 0
+
+    trigger = load_trials(roots[1])
+    assert (trigger["status"] == "TERMINATED").all() and len(trigger) == 1 + 4 + 1 + 1
+    report = Path(roots[1]) / "report"
+    ablation = (report / "trigger_ablation.md").read_text()
+    assert "red top_left" in ablation and ("Success" in ablation or "Fail" in ablation)
+    safety = (report / "safety.md").read_text()
+    assert "Implicit + Internal Padding" in safety and "Implicit + Equivalent Pruning" in safety
+    assert "NO" not in safety  # both deployments gave outputs identical to the RGBT model
+    assert (report / "alpha.png").stat().st_size > 0

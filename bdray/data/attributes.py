@@ -15,7 +15,7 @@ target attributes Y (``y``: N×K, one column per task) and one binary bias attri
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch

@@ -37,7 +37,7 @@ class DBAToyConfig(Config):
     bias_rate: float = 0.8
     strategy: str = "all"
     points_per_class: int = 1000
-    noise: float = 0.05          # std of the normal perturbation of the uniform block points
+    noise: float = 0.15          # std of the normal perturbation of the uniform block points
     hidden: int = 32
     epochs: int = 400            # full-batch Adam steps
     lr: float = 0.01

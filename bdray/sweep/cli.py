@@ -17,8 +17,8 @@ BACKDOOR_PRESETS: Dict[str, Dict[str, Any]] = {
 
 
 def add_common_args(parser: argparse.ArgumentParser, default_samples: int = 6) -> argparse.ArgumentParser:
+    """The run flags plus the attack flags (dataset, model, attack, poisoning)."""
     add = parser.add_argument
-    add("--smoke-test", action="store_true", help="tiny trainings and few trials, to check the plumbing")
     add("--dataset", default="digits", help="digits (embedded), mnist, cifar10, cifar100, gtsrb, npz")
     add("--data-root", default=None, help="data folder (or the .npz file for --dataset npz)")
     add("--download", action="store_true", help="let torchvision download the dataset")
@@ -27,6 +27,13 @@ def add_common_args(parser: argparse.ArgumentParser, default_samples: int = 6) -
     add("--poison-rate", type=float, default=0.1)
     add("--target-class", type=int, default=0)
     add("--trigger-size", type=int, default=None)
+    return add_run_args(parser, default_samples)
+
+
+def add_run_args(parser: argparse.ArgumentParser, default_samples: int = 6) -> argparse.ArgumentParser:
+    """Flags every sweep has: smoke test, trials, storage, resources, executor."""
+    add = parser.add_argument
+    add("--smoke-test", action="store_true", help="tiny trainings and few trials, to check the plumbing")
     add("--num-samples", type=int, default=default_samples, help="trials (Optuna) or grid repeats")
     add("--max-concurrent", type=int, default=2)
     add("--storage-path", default=DEFAULT_STORAGE, help="local folder or s3:// / gs:// URI")
