@@ -41,19 +41,23 @@ def _pct(value: float) -> float:
 
 
 def group_rates_table(trials: pd.DataFrame) -> pd.DataFrame:
-    """Tables 1, 2 and 5 (means over the given trials, e.g. one target's seeds)."""
+    """Tables 1, 2 and 5: means over seeds, per target attribute (a ``task`` column when the trials
+    hold several) and strategy."""
     d = single_task(trials)
+    tasks = _tasks(d).map(lambda t: t[0])
     rows = []
-    for strategy in _order(d["strategy"]):
-        part = d[d["strategy"] == strategy]
-        ok = part[part["collapsed"] == 0]
-        summary = {m: _pct(ok[m].mean()) if m in ("opp", "odds") else _pct(part[m].mean()) for m in METRICS}
-        for t, rate in ((1, "tpr"), (0, "tnr")):
-            row = {"method": LABELS[strategy], "target": f"T={t}", "bias A=1": _pct(part[f"{rate}_a1"].mean()),
-                   "bias A=0": _pct(part[f"{rate}_a0"].mean())}
-            row.update(summary if t == 1 else {m: "" for m in METRICS})
-            rows.append(row)
-    return pd.DataFrame(rows)
+    for task in sorted(tasks.unique()):
+        for strategy in _order(d.loc[tasks == task, "strategy"]):
+            part = d[(tasks == task) & (d["strategy"] == strategy)]
+            ok = part[part["collapsed"] == 0]
+            summary = {m: _pct(ok[m].mean()) if m in ("opp", "odds") else _pct(part[m].mean()) for m in METRICS}
+            for t, rate in ((1, "tpr"), (0, "tnr")):
+                row = {"task": task, "method": LABELS[strategy], "target": f"T={t}",
+                       "bias A=1": _pct(part[f"{rate}_a1"].mean()), "bias A=0": _pct(part[f"{rate}_a0"].mean())}
+                row.update(summary if t == 1 else {m: "" for m in METRICS})
+                rows.append(row)
+    out = pd.DataFrame(rows)
+    return out.drop(columns="task") if len(out) and out["task"].nunique() == 1 else out
 
 
 def average_table(trials: pd.DataFrame) -> pd.DataFrame:

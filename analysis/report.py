@@ -61,7 +61,8 @@ def write_report(sweep_dir: str, params: Sequence[str] = (), out_dir: str | None
         else:
             lines.append(f"- {name}: acc = {fit.low:.3f} + ({fit.high:.3f} - {fit.low:.3f}) / "
                          f"(1 + exp(-{fit.k:.3g}·(asr - {fit.mid:.3f}))), rmse {fit.rmse:.4f}")
-    metrics = [m for m in (*METRIC_COLUMNS, *FAIRNESS_METRICS) if m in trials and trials[m].notna().any()]
+    metrics = [m for m in (*METRIC_COLUMNS, *FAIRNESS_METRICS)
+               if m in trials and m not in shown and trials[m].notna().any()]
     lines += ["", "## Trials", "", markdown_table(trials_table(trials, params=["method", *shown], metrics=metrics))]
     (out / "trials.md").write_text("\n".join(lines))
     paths["trials_md"] = str(out / "trials.md")

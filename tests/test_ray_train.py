@@ -39,3 +39,13 @@ def test_dhbe_runs_with_two_ddp_workers(ray_local, artifact_root, tmp_path):
                            num_workers=2, verbose=False)
     assert result.error is None and result.metrics["epoch"] == 1
     assert math.isfinite(result.metrics["loss_distill"]) and math.isfinite(result.metrics["loss_abr"])
+
+
+def test_debias_adversarial_runs_with_two_ddp_workers(ray_local, artifact_root, tmp_path):
+    """The adversary head and gradient reversal train inside DDP (one wrapped module)."""
+    from bdray.methods.debias import DebiasConfig
+
+    result = run_ray_train("debias", DebiasConfig(strategy="adversarial", epochs=1), artifact_root=artifact_root,
+                           storage_path=str(tmp_path), name="debias_ddp", num_workers=2, verbose=False)
+    assert result.error is None and result.metrics["epoch"] == 1
+    assert 0.0 <= result.metrics["eacc"] <= 1.0 and result.metrics["train_samples"] == 1347

@@ -87,7 +87,8 @@ def finish(sweep_root: str, results, params) -> int:
     trials = pd.concat([r.trials for r in results], ignore_index=True) if results else pd.DataFrame()
     print("\n=== trials of this run ===")
     if len(trials):
-        print(trials_table(trials, params=["method", *params]).to_string(index=False))
+        shown = trials_table(trials, params=["method", *params])
+        print(shown.loc[:, shown.notna().any()].to_string(index=False))  # no all-empty metric columns
     paths = write_report(sweep_root, params=params)
     print(f"\n{len(trials)} trials this run; results under {sweep_root}")
     for name, path in paths.items():
