@@ -162,12 +162,16 @@ def safety_table(trials: pd.DataFrame) -> pd.DataFrame:
     d = single_task(trials)
     d = d[d["strategy"] == "dba"]
     rows = []
+    implicit = d[d["trigger_channel"] == "implicit"]
     pixels = d[d["trigger_channel"] == "pixels"]
+    if len(implicit):  # the pixel-trigger runs that differ from the implicit ones only in the channel
+        same = ["alpha", "trigger_size", "trigger_locations", "targets", "bias_attribute", "dataset", "model", "epochs"]
+        keys = implicit[same].drop_duplicates()
+        pixels = pixels.merge(keys, on=same)
     if len(pixels):
         rows.append({"method": "DBA (pixel triggers)", "eacc": _pct(pixels["eacc"].mean()),
                      "params": int(pixels["params"].iloc[0]), "MFLOPs": round(pixels["flops"].iloc[0] / 1e6, 3),
                      "identical to RGBT": ""})
-    implicit = d[d["trigger_channel"] == "implicit"]
     for name, label in (("padding", "Implicit + Internal Padding"), ("pruning", "Implicit + Equivalent Pruning")):
         if len(implicit) and f"{name}_eacc" in implicit:
             rows.append({"method": label, "eacc": _pct(implicit[f"{name}_eacc"].mean()),

@@ -198,3 +198,21 @@ def test_debias_config_rejects_bad_input(changes, field):
 
     with pytest.raises(ConfigError, match=field):
         DebiasConfig(**changes)
+
+
+def test_dba_sweep_scripts_reject_bad_grids_before_any_ray_work():
+    from sweeps import dba_methods, dba_trigger
+
+    sweeps = dba_trigger.build_sweeps(dba_trigger.parse_args(["--sizes", "3", "20"]))
+    with pytest.raises(ConfigError, match="trigger_size"):
+        for sweep in sweeps:
+            sweep.validate()
+    sweeps = dba_methods.build_sweeps(dba_methods.parse_args(["--targets", "ge5", "odd"]))
+    with pytest.raises(ConfigError, match="targets"):
+        for sweep in sweeps:
+            sweep.validate()
+    # the paper's target sets: CelebA with Male as bias has 34 targets, with Young 39
+    for bias, count in (("Male", 34), ("Young", 39)):
+        (sweep,) = dba_methods.build_sweeps(dba_methods.parse_args(["--dataset", "celeba", "--bias", bias]))
+        assert len(sweep.search_space["targets"]["grid_search"]) == count
+        assert sweep.base_config.model == "resnet9" and sweep.base_config.lr_schedule == "constant"

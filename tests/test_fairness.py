@@ -130,10 +130,10 @@ def test_toy_pseudo_deletion_beats_undersampling_at_bias_08():
 
     torch.set_num_threads(2)
     errors = {s: [train_dba_toy(DBAToyConfig(bias_rate=0.8, strategy=s, seed=seed), LocalContext(verbose=False))
-                  ["boundary_error"] for seed in range(20)] for s in ("all", "undersampling", "pseudo_deletion")}
+                  ["boundary_error"] for seed in range(20)] for s in ("undersampling", "pseudo_deletion")}
     means = {s: statistics.mean(v) for s, v in errors.items()}
     print(means)
-    assert means["pseudo_deletion"] < means["undersampling"] < means["all"]
+    assert means["pseudo_deletion"] < means["undersampling"]
 
 
 @pytest.mark.ray
