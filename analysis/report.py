@@ -1,6 +1,7 @@
 """One call that turns a sweep folder into every figure and table that applies to it."""
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Dict, Sequence
 
@@ -10,6 +11,7 @@ from analysis import defenses, paper
 from analysis.load import load_trials
 from analysis.tables import METRIC_COLUMNS, markdown_table, trials_table
 from analysis.tradeoff import plot_tradeoff
+from bdray.sweep import storage as S
 
 
 # the fairness sweeps' knobs and metrics, shown in trials.md when present
@@ -30,6 +32,12 @@ def write_report(sweep_dir: str, params: Sequence[str] = (), out_dir: str | None
     and ``amplified.md`` (Table 6).  When DHBE's λ / student lr vary: ``lambda_sensitivity`` /
     ``lr_sensitivity`` (.png and .md).  When trigger and generator sizes vary: ``trigger_size.md``.
     """
+    if out_dir is None and S.is_uri(sweep_dir):  # s3:// / gs://: build locally, then upload
+        with tempfile.TemporaryDirectory(prefix="bdray-report-") as tmp:
+            local = write_report(sweep_dir, params, out_dir=tmp)
+            remote = S.join(sweep_dir, "report")
+            S.upload_folder(tmp, remote)
+            return {name: S.join(remote, Path(path).name) for name, path in local.items()}
     trials = load_trials(sweep_dir)
     out = Path(out_dir or Path(sweep_dir) / "report")
     out.mkdir(parents=True, exist_ok=True)

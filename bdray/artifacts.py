@@ -168,6 +168,10 @@ def backdoored_model(cfg, ctx: RunContext, with_trigger_state: bool = False):
 
     store = ArtifactStore(ctx.artifact_root)
     state, meta, trained = store.get_or_train(cfg, ctx.device, verbose=ctx.verbose and ctx.is_main)
+    if trained:
+        ctx.artifacts_trained += 1
+    else:
+        ctx.artifacts_reused += 1
     if cfg.dataset in KNOWN_SHAPES:
         shape, num_classes = KNOWN_SHAPES[cfg.dataset]
         mean = state["model"]["mean"].flatten().tolist()

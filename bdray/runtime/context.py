@@ -96,6 +96,21 @@ class RunContext:
     def hardware(self) -> str:
         return hardware_description(self.device)
 
+    artifacts_trained: int = 0  # attack artifacts this run trained itself / found in the store
+    artifacts_reused: int = 0
+
+    def placement(self) -> Dict[str, Any]:
+        """What every row reported from inside Ray carries: where the run is and whether it found
+        its attack artifacts in the store (``artifacts_reused``) or had to train them."""
+        import ray
+
+        row: Dict[str, Any] = {"hardware": self.hardware(), "artifacts_trained": self.artifacts_trained,
+                               "artifacts_reused": self.artifacts_reused}
+        if ray.is_initialized():
+            row["node_id"] = ray.get_runtime_context().get_node_id()
+            row["node_ip"] = ray.util.get_node_ip_address()
+        return row
+
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The module inside a DistributedDataParallel wrapper (or the module itself)."""

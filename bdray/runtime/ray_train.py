@@ -38,7 +38,7 @@ class RayTrainContext(RunContext):
     def report(self, metrics, state=None):
         import ray.train
 
-        row = {**metrics, "hardware": self.hardware()}
+        row = {**metrics, **self.placement()}
         if state is not None and self.is_main:
             with checkpoint_folder(state) as folder:
                 ray.train.report(row, checkpoint=ray.train.Checkpoint.from_directory(folder))

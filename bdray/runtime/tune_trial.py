@@ -18,7 +18,7 @@ class TuneTrialContext(RunContext):
     def report(self, metrics, state=None):
         import ray.tune
 
-        row = {**metrics, "hardware": self.hardware()}
+        row = {**metrics, **self.placement()}
         if state is None:
             ray.tune.report(row)
             return

@@ -42,6 +42,9 @@ def add_run_args(parser: argparse.ArgumentParser, default_samples: int = 6) -> a
     add("--workers-per-trial", type=int, default=1, help="Ray Train workers (DDP) per trial")
     add("--cpus-per-trial", type=float, default=1.0, help="CPUs per Train worker")
     add("--gpus-per-trial", type=float, default=0.0, help="GPUs per Train worker (fractional ok)")
+    add("--trial-retries", type=int, default=2,
+        help="restarts of a failed or preempted trial, each from its last checkpoint (Tune and Train failure "
+             "configs)")
     add("--executor", choices=("train", "tune"), default="train",
         help="train: each trial is a Ray Train run; tune: run single-worker trials inside the Tune trial "
              "(much less start-up per trial; no DDP)")
@@ -65,7 +68,7 @@ def backdoor_config(args, **overrides: Any) -> BackdoorConfig:
 def resources(args) -> Dict[str, Any]:
     return {"max_concurrent": args.max_concurrent, "storage_path": args.storage_path, "seed": args.seed,
             "workers_per_trial": args.workers_per_trial, "cpus_per_worker": args.cpus_per_trial,
-            "gpus_per_worker": args.gpus_per_trial, "executor": args.executor}
+            "gpus_per_worker": args.gpus_per_trial, "executor": args.executor, "trial_retries": args.trial_retries}
 
 
 def run_all(sweeps, params) -> int:

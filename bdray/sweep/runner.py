@@ -164,6 +164,7 @@ def sweep_trial(params: Dict[str, Any], sweep: Dict[str, Any]) -> None:
                   storage_path=S.join(sweep["root"], "train"), name=trial_id,
                   num_workers=sweep["workers_per_trial"], use_gpu=sweep["gpus_per_worker"] > 0,
                   cpus_per_worker=sweep["cpus_per_worker"], gpus_per_worker=sweep["gpus_per_worker"] or None,
+                  max_failures=sweep.get("trial_retries", 0),  # a lost worker (spot node) restarts from the checkpoint
                   callbacks=[TuneReportCallback()], verbose=sweep["verbose"])
 
 
@@ -250,7 +251,7 @@ def run_sweep(sweep: Sweep) -> SweepResult:
     payload = {"method": sweep.method, "base_config": sweep.base_config.to_dict(), "root": sweep.root,
                "artifact_root": sweep.artifact_root, "workers_per_trial": sweep.workers_per_trial,
                "cpus_per_worker": sweep.cpus_per_worker, "gpus_per_worker": sweep.gpus_per_worker,
-               "verbose": sweep.verbose, "executor": sweep.executor}
+               "verbose": sweep.verbose, "executor": sweep.executor, "trial_retries": sweep.trial_retries}
     if sweep.executor == "tune":  # the trial runs the loop: it holds the worker's resources
         trial_resources = {"cpu": sweep.cpus_per_worker, "gpu": sweep.gpus_per_worker}
     else:

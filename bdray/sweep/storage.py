@@ -70,3 +70,11 @@ def append_rows(path: str, rows: pd.DataFrame, key=("sweep", "trial_id")) -> pd.
         merged = rows
     write_parquet_atomic(merged, path)
     return merged
+
+
+def upload_folder(local_dir: str, target: str) -> None:
+    """Copy the files of a local folder to ``target`` (local path or ``s3://``/``gs://`` URI)."""
+    fs, p = filesystem(target)
+    fs.create_dir(p, recursive=True)
+    pafs.copy_files(str(Path(local_dir).resolve()), p, source_filesystem=pafs.LocalFileSystem(),
+                    destination_filesystem=fs)
