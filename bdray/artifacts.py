@@ -114,11 +114,15 @@ class ArtifactStore:
             with fs.open_output_stream(f"{base}/backdoor/{key}/{name}") as out:
                 out.write((self.path(key) / name).read_bytes())
 
-    def _download(self, key: str) -> bool:
+    def _remote_has(self, key: str) -> bool:
         import pyarrow.fs as pafs
         fs, base = self._remote()
-        if fs.get_file_info(f"{base}/backdoor/{key}/{META_FILE}").type == pafs.FileType.NotFound:
+        return fs.get_file_info(f"{base}/backdoor/{key}/{META_FILE}").type != pafs.FileType.NotFound
+
+    def _download(self, key: str) -> bool:
+        if not self._remote_has(key):
             return False
+        fs, base = self._remote()
         tmp = self.path(key).with_name(f"{key}.dl-{os.getpid()}")
         tmp.mkdir(parents=True, exist_ok=True)
         for name in (MODEL_FILE, META_FILE):
@@ -133,7 +137,12 @@ class ArtifactStore:
     def get_or_train(self, cfg, device, verbose: bool = True) -> Tuple[Dict[str, Any], Dict[str, Any], bool]:
         """(state, meta, trained_now).  Trains at most once per key across concurrent callers."""
         key = artifact_key(cfg)
-        if self.is_valid(key) or (self.uri and self._download(key)):
+        if self.is_valid(key):
+            if self.uri and not self._remote_has(key):
+                self._upload(key)  # cached here from an earlier run; the shared store must have it too
+            state, meta = self.load(key, device)
+            return state, meta, False
+        if self.uri and self._download(key):
             state, meta = self.load(key, device)
             return state, meta, False
         with _file_lock(self.local / "backdoor" / f"{key}.lock"):

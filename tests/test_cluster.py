@@ -178,6 +178,9 @@ def test_two_node_cluster_runs_a_submitted_sweep_on_both_nodes(tmp_path):
 
 # --- S3 storage against a server on loopback -------------------------------------------------------
 
+BUCKET = f"bdray-results-{os.getpid()}"  # fresh per run: no local artifact cache matches it
+
+
 @pytest.fixture
 def s3_server(monkeypatch):
     import boto3
@@ -192,7 +195,7 @@ def s3_server(monkeypatch):
     try:
         for _ in range(100):
             try:
-                boto3.client("s3").create_bucket(Bucket="bdray-results")
+                boto3.client("s3").create_bucket(Bucket=BUCKET)
                 break
             except Exception:  # not listening yet
                 time.sleep(0.2)
@@ -209,13 +212,13 @@ def test_sweep_writes_parquet_checkpoints_and_artifacts_to_s3(s3_server, tmp_pat
     from analysis.__main__ import main as analysis_main
     from analysis.load import load_epochs, load_trials
 
-    root = "s3://bdray-results/bdray"
+    root = f"s3://{BUCKET}/bdray"
     env = {**os.environ, **s3_server, "RAY_ADDRESS": "local"}  # its own local Ray, not the session's
     proc = subprocess.run([sys.executable, "sweeps/dhbe_lr.py", "--smoke-test", "--executor", "tune",
                            "--storage-path", root, "--name", "s3_smoke"], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    keys = [o["Key"] for page in boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket="bdray-results")
+    keys = [o["Key"] for page in boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
             for o in page.get("Contents", [])]
     assert "bdray/s3_smoke/trials.parquet" in keys and "bdray/s3_smoke/epochs.parquet" in keys
     assert any(k.startswith("bdray/artifacts/") for k in keys)

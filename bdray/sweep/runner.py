@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import time
 from pathlib import Path
@@ -257,20 +258,54 @@ def run_sweep(sweep: Sweep) -> SweepResult:
     else:
         trial_resources = {"cpu": sweep.driver_cpus, "memory": sweep.driver_memory_mb * 2**20}
     trainable = tune.with_resources(tune.with_parameters(sweep_trial, sweep=payload), trial_resources)
-    tune_run = f"{sweep.name}-{sweep.method}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    tuner = tune.Tuner(
-        trainable,
-        param_space=dict(sweep.search_space),
-        tune_config=tune_config,
-        run_config=tune.RunConfig(name=tune_run, storage_path=S.join(sweep.root, "tune"),
-                                  failure_config=tune.FailureConfig(max_failures=sweep.trial_retries),
-                                  verbose=1 if sweep.verbose else 0),
-    )
+    tune_root = S.join(sweep.root, "tune")
+    interrupted = unfinished_run(sweep)
+    if interrupted is not None and tune.Tuner.can_restore(S.join(tune_root, interrupted)):
+        # the driver died mid-run (killed, node lost): continue that Tune experiment -- finished
+        # trials stay finished, unfinished ones resume from their checkpoints -- and its Optuna study
+        tune_run = interrupted
+        print(f"[bdray] resuming the interrupted run {tune_run} of sweep {sweep.name}", flush=True)
+        tuner = tune.Tuner.restore(S.join(tune_root, tune_run), trainable=trainable, resume_unfinished=True,
+                                   resume_errored=True, param_space=dict(sweep.search_space))
+    else:
+        tune_run = f"{sweep.name}-{sweep.method}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        tuner = tune.Tuner(
+            trainable,
+            param_space=dict(sweep.search_space),
+            tune_config=tune_config,
+            run_config=tune.RunConfig(name=tune_run, storage_path=tune_root,
+                                      failure_config=tune.FailureConfig(max_failures=sweep.trial_retries),
+                                      verbose=1 if sweep.verbose else 0),
+        )
+        _mark_run(sweep, tune_run, "running")
     grid = tuner.fit()
     trials, epochs = _tables(sweep, tune_run, grid)
     all_trials = S.append_rows(sweep.trials_path, trials)
     S.append_rows(sweep.epochs_path, epochs, key=("sweep", "trial_id", "epoch")) if len(epochs) else None
+    _mark_run(sweep, tune_run, "finished")
     return SweepResult(sweep, tune_run, trials, all_trials, epochs, time.time() - t0)
+
+
+def _run_marker(sweep: Sweep, tune_run: str) -> str:
+    return S.join(sweep.root, "runs", f"{tune_run}.json")
+
+
+def _mark_run(sweep: Sweep, tune_run: str, status: str) -> None:
+    """``<sweep>/runs/<tune run>.json``: which Tune experiments of this sweep finished; a run still
+    marked "running" when the same sweep starts again was interrupted and is resumed."""
+    record = {"tune_run": tune_run, "method": sweep.method, "status": status,
+              "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    S.write_text_atomic(_run_marker(sweep, tune_run), json.dumps(record))
+
+
+def unfinished_run(sweep: Sweep) -> Optional[str]:
+    """The latest Tune experiment of this sweep and method that started and never finished."""
+    runs = []
+    for path in S.list_files(S.join(sweep.root, "runs"), suffix=".json"):
+        record = json.loads(S.read_text(path))
+        if record.get("method") == sweep.method and record.get("status") == "running":
+            runs.append(record["tune_run"])
+    return max(runs) if runs else None  # names end in a timestamp
 
 
 def _tables(sweep: Sweep, tune_run: str, grid) -> Tuple[pd.DataFrame, pd.DataFrame]:

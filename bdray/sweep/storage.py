@@ -51,6 +51,31 @@ def write_parquet_atomic(df: pd.DataFrame, path: str) -> None:
             fs.delete_file(tmp)
 
 
+def write_text_atomic(path: str, text: str) -> None:
+    fs, p = filesystem(path)
+    fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
+    tmp = f"{p}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    with fs.open_output_stream(tmp) as out:
+        out.write(text.encode())
+    fs.move(tmp, p)
+
+
+def read_text(path: str) -> str:
+    fs, p = filesystem(path)
+    with fs.open_input_stream(p) as f:
+        return f.read().decode()
+
+
+def list_files(folder: str, suffix: str = "") -> list:
+    """Paths (in ``folder``'s form: local or URI) of the files directly in ``folder``; [] if none."""
+    fs, p = filesystem(folder)
+    if fs.get_file_info(p).type == pafs.FileType.NotFound:
+        return []
+    infos = fs.get_file_info(pafs.FileSelector(p, recursive=False))
+    names = sorted(i.base_name for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(suffix))
+    return [join(folder, name) for name in names]
+
+
 def read_parquet(path: str) -> pd.DataFrame:
     fs, p = filesystem(path)
     with fs.open_input_file(p) as f:

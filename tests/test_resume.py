@@ -1,0 +1,75 @@
+"""A sweep driver killed with SIGKILL mid-sweep: the same command continues the same Tune experiment
+and Optuna study; finished trials are not rerun; the trials table holds every trial once."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.ray
+REPO = Path(__file__).resolve().parents[1]
+
+DRIVER = '''
+import sys
+from ray import tune
+from bdray.methods.dba_toy import DBAToyConfig
+from bdray.sweep import Sweep, run_sweep
+
+sweep = Sweep(name="killed", method="dba_toy", base_config=DBAToyConfig(epochs=1500, points_per_class=400),
+              search_space={"bias_rate": tune.uniform(0.5, 0.9)}, objectives=(("boundary_error", "min"),),
+              search="optuna", num_samples=6, max_concurrent=1, storage_path=sys.argv[1], executor="tune",
+              verbose=False)
+result = run_sweep(sweep)
+print("TRIALS", len(result.trials), flush=True)
+'''
+
+
+def _finished_trial_dirs(storage: Path) -> list:
+    """Tune trial folders whose result.json holds the trial's (single) report: finished trials."""
+    return [p.parent for p in storage.glob("killed/tune/*/sweep_trial_*/result.json") if p.stat().st_size > 0]
+
+
+def test_killed_driver_resumes_the_same_experiment_and_study(tmp_path):
+    import optuna
+
+    storage = tmp_path / "results"
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    env = {**os.environ, "RAY_ADDRESS": "local", "PYTHONPATH": str(REPO)}
+    command = [sys.executable, str(script), str(storage)]
+    first = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while len(_finished_trial_dirs(storage)) < 2 and time.time() < deadline and first.poll() is None:
+        time.sleep(0.5)
+    done_before = {p.name for p in _finished_trial_dirs(storage)}
+    os.killpg(first.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    first.wait(timeout=60)
+    assert 2 <= len(done_before) < 6, "the driver was not killed mid-sweep"
+    assert not (storage / "killed" / "trials.parquet").exists()  # it never got to write its table
+    marker = json.loads(next((storage / "killed" / "runs").glob("*.json")).read_text())
+    assert marker["status"] == "running"
+
+    second = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+
+    from bdray.sweep import storage as S
+
+    trials = S.read_parquet(str(storage / "killed" / "trials.parquet"))
+    assert len(trials) == 6 and trials["trial_id"].is_unique and (trials["status"] == "TERMINATED").all()
+    assert trials["tune_run"].nunique() == 1 and trials["tune_run"].iloc[0] == marker["tune_run"]
+    runs = list((storage / "killed" / "tune").iterdir())
+    assert [p.name for p in runs if p.is_dir()] == [marker["tune_run"]]  # the same experiment, continued
+    for name in done_before:  # finished before the kill: not run again (one report line, as before)
+        lines = (storage / "killed" / "tune" / marker["tune_run"] / name / "result.json").read_text().splitlines()
+        assert len(lines) == 1
+    journal = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
+        str(storage / "killed" / "optuna.journal")))
+    study = optuna.load_study(study_name="killed", storage=journal)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 6  # one study, every trial told once
+    assert json.loads(next((storage / "killed" / "runs").glob("*.json")).read_text())["status"] == "finished"
