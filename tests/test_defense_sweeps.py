@@ -32,13 +32,15 @@ def smoke_root(ray_local, tmp_path_factory):
 
 
 def test_robustness_smoke_fills_every_rate_and_attack_cell(smoke_root):
-    roots = run_script(cbd_poison_rate, smoke_root, "--lambda-sweep")
+    # two rates × two attacks keep it CI-sized (each cell is an attack artifact plus two trials)
+    roots = run_script(cbd_poison_rate, smoke_root, "--lambda-sweep", "--rates", "0.01", "0.2",
+                       "--attacks", "badnets", "blend")
     trials = load_trials(roots[0])
-    assert len(trials) == 32 and set(trials["status"]) == {"TERMINATED"}
+    assert len(trials) == 8 and set(trials["status"]) == {"TERMINATED"}
     table = defenses.robustness_table(trials)
-    assert table["poisoning rate"].tolist() == ["1%", "1%", "5%", "5%", "20%", "20%", "50%", "50%"]
-    assert table["defense"].tolist() == ["None", "CBD"] * 4
-    assert [c for c in table.columns if c.endswith("ASR")] == ["BadNets ASR", "Blend ASR", "WaNet ASR", "Trojan ASR"]
+    assert table["poisoning rate"].tolist() == ["1%", "1%", "20%", "20%"]
+    assert table["defense"].tolist() == ["None", "CBD"] * 2
+    assert [c for c in table.columns if c.endswith("ASR")] == ["BadNets ASR", "Blend ASR"]
     assert not table.isna().any().any()
     cbd = trials[trials["method"] == "cbd"]
     assert cbd[["mean_weight_poisoned", "mean_weight_clean", "fb_asr"]].notna().all().all()
@@ -46,9 +48,9 @@ def test_robustness_smoke_fills_every_rate_and_attack_cell(smoke_root):
     report = Path(roots[0]) / "report"
     for name in ("robustness.md", "robustness.png", "pareto.png", "pareto.md"):
         assert (report / name).stat().st_size > 0
-    assert "Trojan CA" in (report / "robustness.md").read_text()
+    assert "Blend CA" in (report / "robustness.md").read_text()
     comparison = defenses.comparison_table(trials)
-    assert comparison["attack"].tolist() == ["BadNets", "Blend", "WaNet", "Trojan"]
+    assert comparison["attack"].tolist() == ["BadNets", "Blend"]
     assert list(comparison.columns[2:]) == ["Baseline ACC/ASR", "CBD ACC/ASR"]
     # the λ sweep of the MI term
     lam = load_trials(roots[2])
