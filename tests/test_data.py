@@ -125,6 +125,15 @@ def test_npz_loader_splits_and_validates(tmp_path):
     ({"x": np.zeros((4, 8, 8), np.uint8), "y": np.zeros(3, int)}, "4 images but y has 3"),
     ({"x": np.zeros((0, 8, 8), np.uint8), "y": np.zeros(0, int)}, "empty"),
     ({"images": np.zeros((4, 8, 8), np.uint8)}, "expected arrays x and y"),
+    ({"x": np.full((4, 8, 8), np.nan, np.float32), "y": np.zeros(4, int)}, "NaN/inf"),
+    ({"x": np.zeros((4, 8, 8), np.uint8), "y": np.array([0.0, 1.0, 0.5, 1.0])}, "1-D integer"),
+    ({"x": np.zeros((6, 8, 8), np.uint8), "y": np.zeros(6, int)}, "single class"),
+    ({"x_train": np.zeros((4, 8, 8), np.uint8), "y_train": np.array([0, 1, 0, 1]),
+      "x_test": np.zeros((2, 8, 8), np.uint8), "y_test": np.array([0, 7])}, r"test labels \[7\]"),
+    ({"x_train": np.zeros((4, 8, 8), np.uint8), "y_train": np.array([0, 1, 0, 1]),
+      "x_test": np.zeros((0, 8, 8), np.uint8), "y_test": np.zeros(0, int)}, "empty"),
+    ({"x_train": np.zeros((4, 8, 8), np.uint8), "y_train": np.array([0, 1, 0, 1]),
+      "x_test": np.zeros((2, 9, 9), np.uint8), "y_test": np.array([0, 1])}, "differ in shape"),
 ])
 def test_npz_bad_files_name_the_file_and_problem(tmp_path, arrays, message):
     path = tmp_path / "bad.npz"

@@ -47,6 +47,7 @@ def test_killed_driver_resumes_the_same_experiment_and_study(tmp_path):
     while len(_finished_trial_dirs(storage)) < 2 and time.time() < deadline and first.poll() is None:
         time.sleep(0.5)
     done_before = {p.name for p in _finished_trial_dirs(storage)}
+    time.sleep(3)  # past Tune's experiment-state save period (2 s): these count as finished on resume
     os.killpg(first.pid, signal.SIGKILL)  # the driver and the local Ray it started
     first.wait(timeout=60)
     assert 2 <= len(done_before) < 6, "the driver was not killed mid-sweep"
@@ -73,3 +74,21 @@ def test_killed_driver_resumes_the_same_experiment_and_study(tmp_path):
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 6  # one study, every trial told once
     assert json.loads(next((storage / "killed" / "runs").glob("*.json")).read_text())["status"] == "finished"
+
+    # the tables can be rebuilt from Tune's own records (README: "When things go wrong")
+    from ray import tune
+
+    from bdray.methods.dba_toy import DBAToyConfig
+    from bdray.sweep import Sweep
+    from bdray.sweep.runner import rebuild_tables
+
+    (storage / "killed" / "trials.parquet").unlink()
+    (storage / "killed" / "epochs.parquet").unlink()
+    sweep = Sweep(name="killed", method="dba_toy", base_config=DBAToyConfig(epochs=1500, points_per_class=400),
+                  search_space={"bias_rate": tune.uniform(0.5, 0.9)}, objectives=(("boundary_error", "min"),),
+                  search="optuna", num_samples=6, storage_path=str(storage))
+    rebuilt = rebuild_tables(sweep)
+    assert sorted(rebuilt["trial_id"]) == sorted(trials["trial_id"])
+    assert rebuilt.set_index("trial_id")["boundary_error"].to_dict() == trials.set_index("trial_id")[
+        "boundary_error"].to_dict()
+    assert len(S.read_parquet(str(storage / "killed" / "epochs.parquet"))) == 6

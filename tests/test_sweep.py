@@ -15,10 +15,10 @@ TINY = DHBEConfig(backdoor=BackdoorConfig(epochs=3, batch_size=64), epochs=2, it
                   generator_width=16)
 
 
-def make_sweep(root, num_samples):
+def make_sweep(root, num_samples, executor="train"):
     return Sweep(name="dhbe_lr_test", method="dhbe", base_config=TINY,
                  search_space={"student_lr": tune.loguniform(0.01, 0.2)}, num_samples=num_samples,
-                 max_concurrent=2, storage_path=str(root), seed=0, verbose=False)
+                 max_concurrent=2, storage_path=str(root), seed=0, verbose=False, executor=executor)
 
 
 def test_sweep_writes_parquet_and_rerun_adds_trials(ray_local, tmp_path):
@@ -40,8 +40,9 @@ def test_sweep_writes_parquet_and_rerun_adds_trials(ray_local, tmp_path):
     artifacts = list((tmp_path / "artifacts" / "backdoor").glob("*/meta.json"))
     assert len(artifacts) == 1 and json.loads(artifacts[0].read_text())["metrics"]["acc"] > 0.5
 
-    # the same study name continues the study: trials are added, nothing restarts
-    again = run_sweep(make_sweep(tmp_path, 2))
+    # the same study name continues the study: trials are added, nothing restarts (these two run
+    # inside their Tune trials: the Ray Train path is what the first four exercised)
+    again = run_sweep(make_sweep(tmp_path, 2, executor="tune"))
     trials = S.read_parquet(sweep.trials_path)
     assert len(again.trials) == 2 and len(trials) == 6 and trials["trial_id"].is_unique
     import optuna

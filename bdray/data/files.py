@@ -187,12 +187,22 @@ def load_npz(path=None, test_path=None, test_fraction: float = 0.2, seed: int = 
         x_te, y_te = _check_xy(path, parts["x_test"], parts["y_test"], "x_test", "y_test")
     if x_tr.shape[1:] != x_te.shape[1:]:
         raise ValueError(f"{path}: train images {x_tr.shape[1:]} and test images {x_te.shape[1:]} differ in shape")
+    for name, labels in (("training", y_tr), ("test", y_te)):
+        if len(labels) == 0:
+            raise ValueError(f"{path}: the {name} split is empty")
+    if len(np.unique(y_tr)) < 2:
+        raise ValueError(f"{path}: the training split has a single class ({int(y_tr[0])}); a classifier needs two or more")
+    unseen = sorted(set(np.unique(y_te).tolist()) - set(np.unique(y_tr).tolist()))
+    if unseen:
+        raise ValueError(f"{path}: test labels {unseen[:5]} never occur in the training labels (out of range)")
     num_classes = int(max(y_tr.max(), y_te.max())) + 1
     return _from_nchw(path.stem, nhwc_to_nchw(x_tr).numpy(), y_tr, nhwc_to_nchw(x_te).numpy(), y_te,
                       default_class_names(num_classes), hflip=hflip)
 
 
 def _check_xy(path: Path, x: np.ndarray, y: np.ndarray, xn: str = "x", yn: str = "y"):
+    if np.issubdtype(x.dtype, np.floating) and x.size and not np.isfinite(x).all():
+        raise ValueError(f"{path}: {xn} holds NaN/inf values (and must be uint8 images in 0..255)")
     if x.dtype != np.uint8:
         raise ValueError(f"{path}: {xn} must be uint8 images, got dtype {x.dtype}")
     if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3, 4)):

@@ -64,6 +64,19 @@ def state_from_checkpoint(checkpoint, device) -> Optional[Dict[str, Any]]:
         return load_state(Path(folder) / CHECKPOINT_FILE, device)
 
 
+class InjectedFault(RuntimeError):
+    """The crash ``Sweep.fault_at_epoch`` injects to test retries."""
+
+
+def determinism_settings() -> Dict[str, Any]:
+    """What decides whether a rerun reproduces a trial bit for bit (recorded with every trial)."""
+    return {"torch_version": torch.__version__,
+            "torch_deterministic_algorithms": int(torch.are_deterministic_algorithms_enabled()),
+            "cudnn_deterministic": int(torch.backends.cudnn.deterministic),
+            "cudnn_benchmark": int(torch.backends.cudnn.benchmark),
+            "torch_threads": torch.get_num_threads()}
+
+
 class RunContext:
     """Base class: rank-0 logging and unwrapping; subclasses report and checkpoint."""
 
@@ -98,6 +111,14 @@ class RunContext:
 
     artifacts_trained: int = 0  # attack artifacts this run trained itself / found in the store
     artifacts_reused: int = 0
+    fault_at_epoch: Optional[int] = None  # test hook (Sweep.fault_at_epoch): crash once at this epoch
+    resumed: bool = False                  # the run started from a checkpoint
+
+    def maybe_fault(self, metrics: Dict[str, Any]) -> None:
+        """Raise ``InjectedFault`` before reporting epoch ``fault_at_epoch`` -- unless this run
+        resumed from a checkpoint, so a retried trial gets past it."""
+        if self.fault_at_epoch is not None and not self.resumed and metrics.get("epoch") == self.fault_at_epoch:
+            raise InjectedFault(f"injected fault before reporting epoch {self.fault_at_epoch} (test hook)")
 
     def placement(self) -> Dict[str, Any]:
         """What every row reported from inside Ray carries: where the run is and whether it found
@@ -105,7 +126,7 @@ class RunContext:
         import ray
 
         row: Dict[str, Any] = {"hardware": self.hardware(), "artifacts_trained": self.artifacts_trained,
-                               "artifacts_reused": self.artifacts_reused}
+                               "artifacts_reused": self.artifacts_reused, **determinism_settings()}
         if ray.is_initialized():
             row["node_id"] = ray.get_runtime_context().get_node_id()
             row["node_ip"] = ray.util.get_node_ip_address()

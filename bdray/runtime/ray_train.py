@@ -14,7 +14,7 @@ from bdray.runtime.context import RunContext, checkpoint_folder, state_from_chec
 class RayTrainContext(RunContext):
     """The context of one Ray Train worker: rank, device, DDP, ``ray.train.report``."""
 
-    def __init__(self, artifact_root: str, verbose: bool = True):
+    def __init__(self, artifact_root: str, verbose: bool = True, fault_at_epoch=None):
         import ray.train
         import ray.train.torch
 
@@ -24,6 +24,7 @@ class RayTrainContext(RunContext):
         self.device = ray.train.torch.get_device()
         self.artifact_root = artifact_root
         self.verbose = verbose
+        self.fault_at_epoch = fault_at_epoch
         if self.device.type == "cpu":
             # Ray sets OMP_NUM_THREADS to the worker's CPU reservation; follow it.
             torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
@@ -38,6 +39,7 @@ class RayTrainContext(RunContext):
     def report(self, metrics, state=None):
         import ray.train
 
+        self.maybe_fault(metrics)
         row = {**metrics, **self.placement()}
         if state is not None and self.is_main:
             with checkpoint_folder(state) as folder:
@@ -55,7 +57,9 @@ class RayTrainContext(RunContext):
     def load_checkpoint(self):
         import ray.train
 
-        return state_from_checkpoint(ray.train.get_checkpoint(), self.device)
+        state = state_from_checkpoint(ray.train.get_checkpoint(), self.device)
+        self.resumed = state is not None
+        return state
 
 
 def train_worker(loop_config: Dict[str, Any]) -> None:
@@ -64,14 +68,15 @@ def train_worker(loop_config: Dict[str, Any]) -> None:
 
     spec = get_method(loop_config["method"])
     cfg = spec.config_cls.from_dict(loop_config["config"])
-    ctx = RayTrainContext(loop_config["artifact_root"], loop_config.get("verbose", True))
+    ctx = RayTrainContext(loop_config["artifact_root"], loop_config.get("verbose", True),
+                          loop_config.get("fault_at_epoch"))
     spec.loop(cfg, ctx)
 
 
 def run_ray_train(method: str, config: Config, *, artifact_root: str, storage_path: str, name: str,
                   num_workers: int = 1, use_gpu: bool = False, cpus_per_worker: float = 1.0,
                   gpus_per_worker: float | None = None, max_failures: int = 0,
-                  callbacks: Optional[List[Any]] = None, verbose: bool = True):
+                  callbacks: Optional[List[Any]] = None, verbose: bool = True, fault_at_epoch: Optional[int] = None):
     """Run ``method`` with ``config`` under a ``TorchTrainer``; returns the ``ray.train.Result``.
 
     Re-running with the same ``name`` and ``storage_path`` resumes from the run's last checkpoint.
@@ -88,7 +93,7 @@ def run_ray_train(method: str, config: Config, *, artifact_root: str, storage_pa
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={"method": method, "config": config.to_dict(), "artifact_root": str(artifact_root),
-                           "verbose": verbose},
+                           "verbose": verbose, "fault_at_epoch": fault_at_epoch},
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu, resources_per_worker=resources),
         run_config=RunConfig(name=name, storage_path=str(storage_path),
                              failure_config=FailureConfig(max_failures=max_failures),

@@ -8,7 +8,8 @@ from bdray.runtime.context import RunContext, checkpoint_folder, default_device,
 
 
 class TuneTrialContext(RunContext):
-    def __init__(self, artifact_root: str, cpus: float = 1.0, verbose: bool = True):
+    def __init__(self, artifact_root: str, cpus: float = 1.0, verbose: bool = True, fault_at_epoch=None):
+        self.fault_at_epoch = fault_at_epoch
         self.device = default_device()
         self.artifact_root = artifact_root
         self.verbose = verbose
@@ -18,6 +19,7 @@ class TuneTrialContext(RunContext):
     def report(self, metrics, state=None):
         import ray.tune
 
+        self.maybe_fault(metrics)
         row = {**metrics, **self.placement()}
         if state is None:
             ray.tune.report(row)
@@ -28,4 +30,6 @@ class TuneTrialContext(RunContext):
     def load_checkpoint(self):
         import ray.tune
 
-        return state_from_checkpoint(ray.tune.get_checkpoint(), self.device)
+        state = state_from_checkpoint(ray.tune.get_checkpoint(), self.device)
+        self.resumed = state is not None
+        return state

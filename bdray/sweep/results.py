@@ -3,7 +3,8 @@
 ``trials.parquet``: one row per trial -- sweep, tune_run, trial_id, method, dataset, model,
 attack, seed, every config field as its own column, the final metrics, status, error,
 wall_time_s, hardware, node_ip, node_id (the Ray node the trial's rank-0 worker ran on),
-artifacts_trained / artifacts_reused, bdray_version, git_commit, finished_at.
+artifacts_trained / artifacts_reused, the determinism settings (torch_version,
+torch_deterministic_algorithms, cudnn_deterministic, cudnn_benchmark, torch_threads), bdray_version, git_commit, finished_at.
 
 ``epochs.parquet``: one row per report -- sweep, tune_run, trial_id, epoch and every metric.
 """
@@ -53,11 +54,12 @@ def trial_row(*, sweep: str, tune_run: str, trial_id: str, method: str, cfg, met
     for name in METRIC_NAMES:
         row[name] = float(metrics.get(name, math.nan))
     for key, value in metrics.items():
-        if key not in row and key not in _TUNE_KEYS and key not in ("hardware", "node_id") and isinstance(value, (int, float)):
+        if key not in row and key not in _TUNE_KEYS and key not in ("hardware", "node_id", "torch_version") and isinstance(value, (int, float)):
             row[key] = value
     row.update(status="ERROR" if error else "TERMINATED", error=error or "",
                wall_time_s=float(metrics.get("time_total_s", math.nan)), hardware=str(metrics.get("hardware", "")),
-               node_ip=str(metrics.get("node_ip", "")), node_id=str(metrics.get("node_id", "")), bdray_version=bdray.__version__, git_commit=git_commit(),
+               node_ip=str(metrics.get("node_ip", "")), node_id=str(metrics.get("node_id", "")),
+               torch_version=str(metrics.get("torch_version", "")), bdray_version=bdray.__version__, git_commit=git_commit(),
                finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     return row
 

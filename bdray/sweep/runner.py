@@ -63,6 +63,7 @@ class Sweep:
     # grid of many tiny trials (smoke tests, digits-sized sweeps) is several times faster.
     executor: str = "train"
     verbose: bool = True
+    fault_at_epoch: Optional[int] = None  # test hook: every trial crashes once, before reporting this epoch
 
     def validate(self) -> None:
         spec = get_method(self.method)
@@ -158,7 +159,8 @@ def sweep_trial(params: Dict[str, Any], sweep: Dict[str, Any]) -> None:
     if sweep.get("executor") == "tune":
         from bdray.runtime.tune_trial import TuneTrialContext
 
-        spec.loop(cfg, TuneTrialContext(sweep["artifact_root"], sweep["cpus_per_worker"], sweep["verbose"]))
+        spec.loop(cfg, TuneTrialContext(sweep["artifact_root"], sweep["cpus_per_worker"], sweep["verbose"],
+                                        sweep.get("fault_at_epoch")))
         return
     trial_id = ray.tune.get_context().get_trial_id()
     run_ray_train(sweep["method"], cfg, artifact_root=sweep["artifact_root"],
@@ -166,7 +168,7 @@ def sweep_trial(params: Dict[str, Any], sweep: Dict[str, Any]) -> None:
                   num_workers=sweep["workers_per_trial"], use_gpu=sweep["gpus_per_worker"] > 0,
                   cpus_per_worker=sweep["cpus_per_worker"], gpus_per_worker=sweep["gpus_per_worker"] or None,
                   max_failures=sweep.get("trial_retries", 0),  # a lost worker (spot node) restarts from the checkpoint
-                  callbacks=[TuneReportCallback()], verbose=sweep["verbose"])
+                  callbacks=[TuneReportCallback()], verbose=sweep["verbose"], fault_at_epoch=sweep.get("fault_at_epoch"))
 
 
 def artifact_configs(sweep: Sweep) -> List[Any]:
@@ -227,9 +229,12 @@ def run_sweep(sweep: Sweep) -> SweepResult:
     import ray
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
+
+    from bdray.sweep.searcher import ResumableOptunaSearch
 
     t0 = time.time()
+    # Tune's experiment state (what a resumed run trusts) is saved at least this often (seconds)
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     if not ray.is_initialized():
         ray.init(log_to_driver=sweep.verbose)
     _prebuild_artifacts(sweep)
@@ -240,7 +245,7 @@ def run_sweep(sweep: Sweep) -> SweepResult:
         study_storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
         metrics = [m for m, _ in sweep.objectives]
         modes = [m for _, m in sweep.objectives]
-        searcher = OptunaSearch(metric=metrics if len(metrics) > 1 else metrics[0],
+        searcher = ResumableOptunaSearch(metric=metrics if len(metrics) > 1 else metrics[0],
                                 mode=modes if len(modes) > 1 else modes[0],
                                 sampler=optuna.samplers.TPESampler(seed=sweep.seed),
                                 study_name=sweep.study_name or sweep.name, storage=study_storage)
@@ -252,7 +257,8 @@ def run_sweep(sweep: Sweep) -> SweepResult:
     payload = {"method": sweep.method, "base_config": sweep.base_config.to_dict(), "root": sweep.root,
                "artifact_root": sweep.artifact_root, "workers_per_trial": sweep.workers_per_trial,
                "cpus_per_worker": sweep.cpus_per_worker, "gpus_per_worker": sweep.gpus_per_worker,
-               "verbose": sweep.verbose, "executor": sweep.executor, "trial_retries": sweep.trial_retries}
+               "verbose": sweep.verbose, "executor": sweep.executor, "trial_retries": sweep.trial_retries,
+               "fault_at_epoch": sweep.fault_at_epoch}
     if sweep.executor == "tune":  # the trial runs the loop: it holds the worker's resources
         trial_resources = {"cpu": sweep.cpus_per_worker, "gpu": sweep.gpus_per_worker}
     else:
@@ -323,3 +329,32 @@ def _tables(sweep: Sweep, tune_run: str, grid) -> Tuple[pd.DataFrame, pd.DataFra
         epoch_rows.extend(R.epoch_rows(sweep=sweep.name, tune_run=tune_run, trial_id=trial_id,
                                        history=result.metrics_dataframe))
     return R.frame(trial_rows), R.frame(epoch_rows, leading=("sweep", "tune_run", "trial_id", "epoch"))
+
+
+def rebuild_tables(sweep: Sweep) -> pd.DataFrame:
+    """Rebuild ``trials.parquet``/``epochs.parquet`` rows of this sweep and method from Tune's own
+    records (every experiment folder under ``<sweep>/tune``), e.g. after the tables were lost or a
+    driver died before writing them.  Rows of other methods in the same folder are kept."""
+    import pyarrow.fs as pafs
+    from ray.tune import ExperimentAnalysis, ResultGrid
+
+    prefix = f"{sweep.name}-{sweep.method}-"
+    tune_root = S.join(sweep.root, "tune")
+    fs, base = S.filesystem(tune_root)
+
+    runs = sorted(info.base_name for info in fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
+                  if info.type == pafs.FileType.Directory and info.base_name.startswith(prefix))
+    trials, epochs = [], []
+    for run in runs:
+        grid = ResultGrid(ExperimentAnalysis(S.join(tune_root, run)))
+        t, e = _tables(sweep, run, grid)
+        trials.append(t)
+        epochs.append(e)
+    trials_df = pd.concat(trials, ignore_index=True) if trials else pd.DataFrame()
+    if len(trials_df):
+        all_trials = S.append_rows(sweep.trials_path, trials_df)
+        epochs_df = pd.concat(epochs, ignore_index=True)
+        if len(epochs_df):
+            S.append_rows(sweep.epochs_path, epochs_df, key=("sweep", "trial_id", "epoch"))
+        return all_trials
+    return trials_df
