@@ -15,7 +15,8 @@ from bdray.attacks import attack_params, build_trigger, poison_split
 from bdray.config import (Config, check_choice, check_non_negative, check_number, check_positive,
                           check_positive_int, check_rate)
 from bdray.data import augment, iterate_batches, load_dataset, to_float
-from bdray.methods.common import cosine_lr_factor, seed_everything, set_lr, validate_threat
+from bdray.methods.common import (cosine_lr_factor, resume_from_checkpoint, seed_everything, set_lr,
+                                  validate_threat)
 from bdray.metrics import evaluate_backdoor
 from bdray.models import create_model
 from bdray.runtime.context import RunContext, unwrap
@@ -116,13 +117,7 @@ def train_backdoor(cfg: BackdoorConfig, ctx: RunContext) -> Dict[str, Any]:
     model = ctx.prepare_model(model)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay, nesterov=True)
-    start_epoch = 0
-    state = ctx.load_checkpoint()
-    if state is not None:
-        unwrap(model).load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        start_epoch = int(state["epoch"])
-        ctx.log(f"backdoor: resuming from epoch {start_epoch}")
+    start_epoch = resume_from_checkpoint(ctx, model, opt, "backdoor")
 
     metrics: Dict[str, Any] = {}
     n = len(labels)

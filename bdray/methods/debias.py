@@ -26,7 +26,7 @@ from bdray.config import (Config, ConfigError, check_choice, check_non_negative,
 from bdray.data import augment, iterate_batches, to_float
 from bdray.data.attributes import SOURCES, AttributeDataset, as_targets, check_attribute_request, load_attribute_dataset
 from bdray.fairness import cell_counts, task_fairness
-from bdray.methods.common import cosine_lr_factor, seed_everything, set_lr
+from bdray.methods.common import cosine_lr_factor, resume_from_checkpoint, seed_everything, set_lr
 from bdray.methods.debias_strategies import (STRATEGIES, WithAdversary, reweighing_weights, trigger_marks,
                                              undersampling_keep)
 from bdray.models import MODELS, create_model
@@ -195,13 +195,7 @@ def train_debias(cfg: DebiasConfig, ctx: RunContext) -> Dict[str, Any]:
     net = WithAdversary(model, model.backbone.linear.in_features, cfg.adversary_hidden) if adversarial else model
     net = ctx.prepare_model(net.to(ctx.device))
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start_epoch = 0
-    state = ctx.load_checkpoint()
-    if state is not None:
-        unwrap(net).load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        start_epoch = int(state["epoch"])
-        ctx.log(f"debias: resuming from epoch {start_epoch}")
+    start_epoch = resume_from_checkpoint(ctx, net, opt, "debias")
     ctx.log(f"debias[{cfg.strategy}]: {len(train)} training samples, {plan['info']['triggered_samples']} "
             f"triggered, tasks {list(data.target_names)}, bias {data.bias_name}")
 
