@@ -128,11 +128,10 @@ def _ray_start(args, temp_dir, env):
 @pytest.mark.ray
 def test_two_node_cluster_runs_a_submitted_sweep_on_both_nodes(tmp_path):
     import shutil
-    import signal
     import tempfile
 
     from bdray.sweep import storage as S
-    from tests.test_ray_job import _ray_cli
+    from tests.test_ray_job import _ray_cli, stop_process_group
 
     temp_dir = tempfile.mkdtemp(prefix="bdray-2n-", dir="/tmp")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
@@ -166,12 +165,7 @@ def test_two_node_cluster_runs_a_submitted_sweep_on_both_nodes(tmp_path):
         assert len(list((storage / "artifacts").glob("*"))) >= 1
     finally:
         for proc in reversed(started):
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                time.sleep(2)
+            stop_process_group(proc.pid)
         shutil.rmtree(temp_dir, ignore_errors=True)
         shutil.rmtree(temp_dir + "-b", ignore_errors=True)
 

@@ -28,6 +28,16 @@ def _ray_cli() -> str:
     return str(local) if local.exists() else shutil.which("ray")
 
 
+def stop_process_group(pid: int) -> None:
+    """Stop a `ray start` and every service it launched (they share its process group)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):  # Ray's services ignore SIGTERM
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            break
+        time.sleep(2)
+
+
 @pytest.fixture
 def head_node():
     temp_dir = tempfile.mkdtemp(prefix="bdray-ray-", dir="/tmp")  # short: Ray puts sockets in it
@@ -47,12 +57,7 @@ def head_node():
     try:
         yield f"http://127.0.0.1:{dashboard}"
     finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):  # Ray's services ignore SIGTERM
-            try:
-                os.killpg(start.pid, sig)
-            except ProcessLookupError:
-                break
-            time.sleep(2)
+        stop_process_group(start.pid)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
