@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from bdray.data.augment import augment, random_crop, random_hflip
-from bdray.data.batches import iterate_batches
+from bdray.data.batches import augmented_batches, iterate_batches
 from bdray.data.digits import load_digits
 from bdray.data.files import load_cifar10, load_cifar100, load_gtsrb, load_mnist, load_npz
 from bdray.data.splits import Dataset, Split, to_float, to_uint8
@@ -35,5 +35,5 @@ def load_dataset(name: str, data_root: str | None = None, download: bool = False
     return loader(root=data_root, download=download)
 
 
-__all__ = ["DATASETS", "KNOWN_SHAPES", "Dataset", "Split", "augment", "iterate_batches", "load_dataset",
+__all__ = ["DATASETS", "KNOWN_SHAPES", "Dataset", "Split", "augment", "augmented_batches", "iterate_batches", "load_dataset",
            "random_crop", "random_hflip", "to_float", "to_uint8"]

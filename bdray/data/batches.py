@@ -5,20 +5,37 @@ from typing import Iterator
 
 import torch
 
+from bdray.data.augment import augment
+from bdray.data.splits import to_float
+
 
 def iterate_batches(n: int, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None,
-                    drop_last: bool = False, rank: int = 0, world_size: int = 1) -> Iterator[torch.Tensor]:
-    """Yield index tensors (CPU) covering ``range(n)``; with ``world_size`` > 1 each rank takes
-    a disjoint, equally sized share of every epoch's permutation."""
+                    drop_last: bool = False, rank: int = 0, world_size: int = 1,
+                    device: torch.device | str | None = None) -> Iterator[torch.Tensor]:
+    """Yield index tensors covering ``range(n)``; with ``world_size`` > 1 each rank takes a
+    disjoint, equally sized share of every epoch's permutation.  The permutation is drawn on the
+    CPU (the same on every device) and, with ``device``, copied there once per epoch, so batches
+    index device-resident data with no per-step copy."""
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     if world_size > 1:
         per_rank = n // world_size
         order = order[rank * per_rank:(rank + 1) * per_rank]
+    if device is not None:
+        order = order.to(device, non_blocking=True)
     stop = len(order) - (len(order) % batch_size if drop_last else 0)
     for start in range(0, stop, batch_size):
         yield order[start:start + batch_size]
 
 
+
+def augmented_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, *,
+                      generator: torch.Generator, crop_padding: int, hflip: bool, rank: int = 0,
+                      world_size: int = 1) -> Iterator[tuple]:
+    """One epoch of shuffled training batches ``(x, y)`` from device-resident uint8 images: an
+    index gather, a float conversion and the batched augmentation, all on the data's device."""
+    for idx in iterate_batches(len(labels), batch_size, shuffle=True, generator=generator, rank=rank,
+                               world_size=world_size, device=images.device):
+        yield augment(to_float(images[idx]), crop_padding=crop_padding, hflip=hflip, generator=generator), labels[idx]
 
 
 def batched_logits(model: torch.nn.Module, images_float: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:

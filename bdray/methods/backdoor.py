@@ -14,12 +14,13 @@ import torch.nn.functional as F
 from bdray.attacks import attack_params, build_trigger, poison_split
 from bdray.config import (Config, check_choice, check_non_negative, check_number, check_positive,
                           check_positive_int, check_rate)
-from bdray.data import augment, iterate_batches, load_dataset, to_float
+from bdray.data import augmented_batches, load_dataset, to_float
 from bdray.methods.common import (cosine_lr_factor, resume_from_checkpoint, seed_everything, set_lr,
                                   validate_threat)
 from bdray.metrics import evaluate_backdoor
 from bdray.models import create_model
 from bdray.runtime.context import RunContext, unwrap
+from bdray.runtime.speed import FastPath, check_speed_fields, synchronize
 
 
 @dataclasses.dataclass
@@ -42,6 +43,10 @@ class BackdoorConfig(Config):
     weight_decay: float = 5e-4
     crop_padding: int = 2     # random-crop augmentation (0 = off); flips follow the dataset
     seed: int = 0
+    # device use (bdray.runtime.speed): "auto" = bf16 autocast + channels_last on CUDA, fp32 on CPU
+    precision: str = "auto"   # auto, fp32, bf16, fp16 (fp16 scales gradients)
+    channels_last: str = "auto"  # auto (CUDA only), on, off
+    compile: bool = False     # torch.compile the training module (compile time reported apart)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -69,6 +74,7 @@ class BackdoorConfig(Config):
         check_non_negative("weight_decay", self.weight_decay)
         check_number("crop_padding", self.crop_padding, low=0, integer=True)
         check_number("seed", self.seed, low=0, integer=True)
+        check_speed_fields(self)
 
     def columns(self, prefix: str = "") -> Dict[str, Any]:
         out = super().columns(prefix)
@@ -113,35 +119,49 @@ def train_backdoor(cfg: BackdoorConfig, ctx: RunContext) -> Dict[str, Any]:
     poisoned = poison_split(data.train, trigger, rate=cfg.poison_rate, target_class=cfg.target_class,
                             label_mode=resolved_label_mode(cfg, trigger), seed=cfg.seed)
     images, labels = poisoned.split.images, poisoned.split.labels
+    fast = FastPath(ctx.device, cfg.precision, cfg.channels_last, cfg.compile)
     model = create_model(cfg.model, data.image_shape, data.num_classes, data.mean, data.std)
-    model = ctx.prepare_model(model)
+    model = ctx.prepare_model(fast.prepare(model))
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay, nesterov=True)
     start_epoch = resume_from_checkpoint(ctx, model, opt, "backdoor")
+    n = len(labels)
+    per_rank = n // ctx.world_size if ctx.world_size > 1 else n
+    train_model = fast.train_model(model)
+    fast.warm_up(train_model, lambda m, x: m(x), _batch_shapes(images, per_rank, cfg.batch_size))
 
     metrics: Dict[str, Any] = {}
-    n = len(labels)
+    steps = max(1, -(-per_rank // cfg.batch_size))
     for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.time()
+        t0 = time.perf_counter()
         model.train()
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        total_loss, seen = 0.0, 0
-        steps = max(1, -(-n // (cfg.batch_size * ctx.world_size)))
-        for step, idx in enumerate(iterate_batches(n, cfg.batch_size, shuffle=True, generator=gen,
-                                                   rank=ctx.rank, world_size=ctx.world_size)):
+        total_loss = torch.zeros((), device=ctx.device)  # summed on the device: no sync per step
+        seen = 0
+        batches = augmented_batches(images, labels, cfg.batch_size, generator=gen, crop_padding=cfg.crop_padding,
+                                    hflip=data.hflip, rank=ctx.rank, world_size=ctx.world_size)
+        for step, (x, y) in enumerate(batches):
             set_lr(opt, cfg.lr * cosine_lr_factor((epoch + step / steps) / cfg.epochs))
-            idx = idx.to(ctx.device)
-            x = augment(to_float(images[idx]), crop_padding=cfg.crop_padding, hflip=data.hflip, generator=gen)
-            loss = F.cross_entropy(model(x), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total_loss += float(loss.detach()) * len(idx)
-            seen += len(idx)
+            with fast.autocast():
+                loss = F.cross_entropy(train_model(fast.inputs(x)), y)
+            fast.step(loss, opt)
+            total_loss += loss.detach().float() * len(y)
+            seen += len(y)
+        synchronize(ctx.device)
+        train_time = time.perf_counter() - t0
         metrics = evaluate_backdoor(unwrap(model), data.test, trigger, cfg.target_class)
-        metrics.update(epoch=epoch + 1, train_loss=total_loss / max(seen, 1), epoch_time_s=time.time() - t0,
-                       resumed_from_epoch=start_epoch)
+        metrics.update(epoch=epoch + 1, train_loss=float(total_loss) / max(seen, 1),
+                       epoch_time_s=time.perf_counter() - t0, train_time_s=train_time,
+                       train_images_per_s=seen * ctx.world_size / max(train_time, 1e-9),
+                       resumed_from_epoch=start_epoch, **fast.columns())
         ctx.report(metrics, {"epoch": epoch + 1, "model": unwrap(model).state_dict(),
                              "optimizer": opt.state_dict()})
     return {**metrics, "model": unwrap(model), "poison_indices": poisoned.poison_indices,
             "trigger_state": trigger.state()}
+
+
+def _batch_shapes(images: torch.Tensor, n: int, batch_size: int):
+    """One example batch per distinct training batch shape (a full one and the last, shorter
+    one), for compiling ahead of training."""
+    sizes = {min(batch_size, n)} | ({n % batch_size} if n % batch_size else set())
+    return [to_float(images[:size]) for size in sorted(sizes)]

@@ -25,6 +25,7 @@ from bdray.methods.generators import (BNStatisticsPrior, SampleGenerator, Trigge
 from bdray.methods.threat import load_threat
 from bdray.metrics import evaluate_backdoor
 from bdray.runtime.context import RunContext, unwrap
+from bdray.runtime.speed import FastPath, check_speed_fields, synchronize
 
 
 @dataclasses.dataclass
@@ -54,6 +55,9 @@ class DHBEConfig(Config):
                                        # (Fang et al. 2022; 0 = the paper's plain DHBE)
     lr_milestones: Tuple[float, ...] = (0.6, 0.8)  # fractions of training where all lrs ×0.1
     seed: int = 0
+    precision: str = "auto"            # device use, as in BackdoorConfig (bdray.runtime.speed)
+    channels_last: str = "auto"
+    compile: bool = False              # torch.compile the student
 
     @classmethod
     def paper(cls, backdoor: BackdoorConfig | None = None, **overrides) -> "DHBEConfig":
@@ -94,6 +98,7 @@ class DHBEConfig(Config):
         for m in self.lr_milestones:
             check_number("lr_milestones", m, low=0.0, high=1.0)
         check_number("seed", self.seed, low=0, integer=True)
+        check_speed_fields(self)
 
 
 def _l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -107,11 +112,12 @@ def train_dhbe(cfg: DHBEConfig, ctx: RunContext) -> Dict[str, Any]:
     c, h, w = data.image_shape
     if cfg.trigger_gen_size > min(h, w):
         raise ConfigError("trigger_gen_size", cfg.trigger_gen_size, f"at most the image side {min(h, w)}")
-    teacher = teacher.to(ctx.device).eval()
+    fast = FastPath(ctx.device, cfg.precision, cfg.channels_last, cfg.compile)
+    teacher = fast.prepare(teacher.to(ctx.device)).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
     student = ctx.prepare_model(copy.deepcopy(teacher).train().requires_grad_(True))
-    sample_gen = ctx.prepare_model(SampleGenerator(cfg.noise_dim, data.image_shape, cfg.generator_width))
+    sample_gen = ctx.prepare_model(fast.prepare(SampleGenerator(cfg.noise_dim, data.image_shape, cfg.generator_width)))
     opt_s = torch.optim.SGD(student.parameters(), lr=cfg.student_lr, momentum=cfg.student_momentum,
                             weight_decay=cfg.student_weight_decay)
     opt_g = torch.optim.Adam(sample_gen.parameters(), lr=cfg.generator_lr)
@@ -149,14 +155,21 @@ def train_dhbe(cfg: DHBEConfig, ctx: RunContext) -> Dict[str, Any]:
         left = int(torch.randint(0, w - s + 1, (1,), generator=gen))
         return paste_trigger(x, patch, top, left, mean, std, cfg.trigger_scale)
 
+    student_fn = fast.train_model(student)
+
+    def S(x: torch.Tensor) -> torch.Tensor:  # the student's logits, through the compiled module
+        return student_fn(fast.inputs(x), normalized=True)
+
+    fast.warm_up(student_fn, lambda m, x: m(x, normalized=True),
+                 [torch.zeros(cfg.batch_size, c, h, w, device=ctx.device)])
     bn_prior = BNStatisticsPrior(teacher, enabled=cfg.bn_prior_weight > 0)
     base_lrs = (cfg.student_lr, cfg.generator_lr)
     metrics: Dict[str, Any] = {}
     total_iters = cfg.epochs * cfg.iters_per_epoch
     for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.time()
+        t0 = time.perf_counter()
         student.train()
-        sums = {"loss_distill": 0.0, "loss_abr": 0.0, "loss_generator": 0.0}
+        sums = {k: torch.zeros((), device=ctx.device) for k in ("loss_distill", "loss_abr", "loss_generator")}
         for it in range(cfg.iters_per_epoch):
             factor = step_lr_factor((epoch * cfg.iters_per_epoch + it) / total_iters, cfg.lr_milestones)
             set_lr(opt_s, base_lrs[0] * factor)
@@ -165,45 +178,46 @@ def train_dhbe(cfg: DHBEConfig, ctx: RunContext) -> Dict[str, Any]:
                     set_lr(opt, base_lrs[1] * factor)
             # student steps
             for _ in range(cfg.student_steps):
-                with torch.no_grad():
+                with torch.no_grad(), fast.autocast():
                     x = sample_gen(noise())
-                    t_out = teacher(x, normalized=True)
-                s_out = student(x, normalized=True)
-                loss_distill = _l1(s_out, t_out)
-                loss = loss_distill
-                if trig_gen is not None:  # with λ = 0 the triggered batch still passes through the
-                    # student in train mode (moving its BN statistics), as the paper notes for DHBE λ = 0
-                    with torch.no_grad():
-                        x_trig = triggered(x)
-                    loss_abr = _l1(student(x_trig, normalized=True), s_out.detach())
-                    loss = loss + cfg.lambda_abr * loss_abr
-                    sums["loss_abr"] += float(loss_abr.detach()) / cfg.student_steps
-                opt_s.zero_grad(set_to_none=True)
-                loss.backward()
-                opt_s.step()
-                sums["loss_distill"] += float(loss_distill.detach()) / cfg.student_steps
+                    t_out = teacher(fast.inputs(x), normalized=True)
+                with fast.autocast():
+                    s_out = S(x)
+                    loss_distill = _l1(s_out.float(), t_out.float())
+                    loss = loss_distill
+                    if trig_gen is not None:  # with λ = 0 the triggered batch still passes through the
+                        # student in train mode (moving its BN statistics), as the paper notes for DHBE λ = 0
+                        with torch.no_grad():
+                            x_trig = triggered(x)
+                        loss_abr = _l1(S(x_trig).float(), s_out.detach().float())
+                        loss = loss + cfg.lambda_abr * loss_abr
+                        sums["loss_abr"] += loss_abr.detach() / cfg.student_steps
+                fast.step(loss, opt_s)
+                sums["loss_distill"] += loss_distill.detach() / cfg.student_steps
             # sample-generator step: make inputs where student and teacher disagree
-            x = sample_gen(noise())
-            with bn_prior:
-                t_out = teacher(x, normalized=True)
-            loss_g = -_l1(student(x, normalized=True), t_out) + cfg.tv_weight * total_variation(x)
-            if cfg.bn_prior_weight > 0:
-                loss_g = loss_g + cfg.bn_prior_weight * bn_prior.loss()
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            sums["loss_generator"] += float(loss_g.detach())
+            with fast.autocast():
+                x = sample_gen(noise())
+                with bn_prior:
+                    t_out = teacher(fast.inputs(x), normalized=True)
+                loss_g = -_l1(S(x).float(), t_out.float()) + cfg.tv_weight * total_variation(x.float())
+                if cfg.bn_prior_weight > 0:
+                    loss_g = loss_g + cfg.bn_prior_weight * bn_prior.loss()
+            fast.step(loss_g, opt_g)
+            sums["loss_generator"] += loss_g.detach()
             # trigger-generator step: find the trigger the student is most sensitive to
             if trig_gen is not None:
                 x = x.detach()
-                loss_p = -_l1(student(x, normalized=True), student(triggered(x), normalized=True))
-                opt_p.zero_grad(set_to_none=True)
-                loss_p.backward()
-                opt_p.step()
+                with fast.autocast():
+                    loss_p = -_l1(S(x).float(), S(triggered(x)).float())
+                fast.step(loss_p, opt_p)
         opt_s.zero_grad(set_to_none=True)
+        synchronize(ctx.device)
+        train_time = time.perf_counter() - t0
         metrics = evaluate_backdoor(unwrap(student), data.test, trigger, cfg.backdoor.target_class, activations=True)
-        metrics.update({k: v / cfg.iters_per_epoch for k, v in sums.items()})
-        metrics.update(epoch=epoch + 1, epoch_time_s=time.time() - t0, resumed_from_epoch=start_epoch,
+        metrics.update({k: float(v) / cfg.iters_per_epoch for k, v in sums.items()})
+        metrics.update(epoch=epoch + 1, epoch_time_s=time.perf_counter() - t0, train_time_s=train_time,
+                       iterations_per_s=cfg.iters_per_epoch / max(train_time, 1e-9), **fast.columns(),
+                       resumed_from_epoch=start_epoch,
                        teacher_acc=teacher_metrics["acc"], teacher_asr=teacher_metrics["asr"])
         state = {"epoch": epoch + 1, "student": unwrap(student).state_dict(),
                  "sample_generator": unwrap(sample_gen).state_dict(), "opt_student": opt_s.state_dict(),
