@@ -3,7 +3,7 @@
 On a machine with an NVIDIA GPU (skipped, with a message and a JSON record saying why, where
 there is none):
 
-1. **ResNet-18 epoch** (batch 512, 50,000 CIFAR-shaped images) through bdray's ``backdoor``
+1. **ResNet-18 epoch** (``--model``; batch 512, 50,000 CIFAR-shaped images) through ``backdoor``
    loop: fp32 NCHW, bf16 + channels_last, and bf16 + channels_last + ``torch.compile``
    (compile time reported apart).  Target on an H100: epoch ≤ 1 s.
 2. **DHBE iterations/s** with the paper's sizes (batch 256, generator width 128, 5 student steps
@@ -50,27 +50,28 @@ def cifar_shaped(folder: Path, n_train: int, n_test: int) -> str:
     return str(path)
 
 
-def resnet_epochs(base: BackdoorConfig, device, epochs: int, artifacts: str):
+def resnet_epochs(base: BackdoorConfig, device, epochs: int, artifacts: str, settings):
     from bdray.runtime import run_local
 
     rows = []
-    for name, setting in SETTINGS.items():
+    for name, setting in settings.items():
         result = run_local("backdoor", base.replace(epochs=epochs, **setting), device=device,
                            artifact_root=artifacts, verbose=False)
         last = result.history[-1]
-        rows.append({"benchmark": "resnet18 epoch", "setting": name, "epoch_train_s": last["train_time_s"],
+        rows.append({"benchmark": "train epoch", "model": base.model, "setting": name, "epoch_train_s": last["train_time_s"],
                      "images_per_s": last["train_images_per_s"], "compile_time_s": last["compile_time_s"],
                      "precision_used": last["precision_used"]})
-        print(f"  resnet18 {name}: {last['train_time_s']:.2f} s/epoch (compile {last['compile_time_s']:.1f} s)",
+        print(f"  {base.model} {name}: {last['train_time_s']:.2f} s/epoch (compile {last['compile_time_s']:.1f} s)",
               flush=True)
     return rows
 
 
-def dhbe_iterations(teacher: BackdoorConfig, device, iters: int, artifacts: str, batch_size: int, width: int):
+def dhbe_iterations(teacher: BackdoorConfig, device, iters: int, artifacts: str, batch_size: int, width: int,
+                    settings):
     from bdray.runtime import run_local
 
     rows = []
-    for name, setting in SETTINGS.items():
+    for name, setting in settings.items():
         cfg = DHBEConfig.paper(teacher, epochs=2, iters_per_epoch=iters, batch_size=batch_size,
                                generator_width=width, **setting)
         result = run_local("dhbe", cfg, device=device, artifact_root=artifacts, verbose=False)
@@ -119,7 +120,8 @@ def main(argv=None) -> int:
     p.add_argument("--pack", type=int, nargs="+", default=[1, 2, 4, 8], help="trials per GPU to try")
     p.add_argument("--pack-epochs", type=int, default=3)
     p.add_argument("--pack-batch-size", type=int, default=128)
-    p.add_argument("--smoke-test", action="store_true", help="tiny sizes")
+    p.add_argument("--model", default="resnet18")
+    p.add_argument("--smoke-test", action="store_true", help="tiny sizes (and small_cnn on a CPU)")
     p.add_argument("--allow-cpu", action="store_true", help="run on a CPU anyway (plumbing check only)")
     p.add_argument("--out", default=None, help="JSON path (default: benchmarks/results/gpu.json)")
     args = p.parse_args(argv)
@@ -135,7 +137,11 @@ def main(argv=None) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     n_train, n_test, batch, width = 50_000, 10_000, 512, 128
     dhbe_batch = 256
+    settings = dict(SETTINGS)
     if args.smoke_test:
+        if device.type == "cpu":  # ResNet-18 (let alone compiling it) takes minutes on a CPU;
+            settings.pop("bf16+channels_last+compile")  # tests/test_speed.py covers compile
+            args.model = "small_cnn"
         n_train, n_test, batch, width, dhbe_batch = 512, 256, 128, 16, 32
         args.epochs, args.dhbe_iters, args.pack, args.pack_epochs = 2, 2, args.pack[:2], 1
     print(f"GPU benchmarks on {torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu'}", flush=True)
@@ -145,20 +151,21 @@ def main(argv=None) -> int:
             dataset, root = "cifar10", args.data_root
         else:
             dataset, root = "npz", cifar_shaped(Path(folder), n_train, n_test)
-        base = BackdoorConfig(dataset=dataset, data_root=root, model="resnet18", batch_size=batch, lr=0.1,
+        base = BackdoorConfig(dataset=dataset, data_root=root, model=args.model, batch_size=batch, lr=0.1,
                               crop_padding=4)
         artifacts = f"{folder}/artifacts"
-        rows += resnet_epochs(base, device, args.epochs, artifacts)
-        rows += dhbe_iterations(base.replace(epochs=1), device, args.dhbe_iters, artifacts, dhbe_batch, width)
+        rows += resnet_epochs(base, device, args.epochs, artifacts, settings)
+        rows += dhbe_iterations(base.replace(epochs=1), device, args.dhbe_iters, artifacts, dhbe_batch, width,
+                                settings)
         pack_base = base.replace(epochs=args.pack_epochs, batch_size=args.pack_batch_size)
         rows += packed(pack_base, args.pack, f"{folder}/sweeps", device.type == "cuda")
 
     print()
-    print_table(rows, ["benchmark", "setting", "epoch_train_s", "iterations_per_s", "images_per_s",
+    print_table(rows, ["benchmark", "model", "setting", "epoch_train_s", "iterations_per_s", "images_per_s",
                        "compile_time_s", "vs_one_trial"])
-    best_epoch = min(r["epoch_train_s"] for r in rows if r["benchmark"] == "resnet18 epoch")
+    best_epoch = min(r["epoch_train_s"] for r in rows if r["benchmark"] == "train epoch")
     summary = {"device": str(device), "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
-               "targets": [verdict("best resnet18 epoch, s (H100 target)", best_epoch, 1.0, higher_is_better=False)]}
+               "targets": [verdict(f"best {args.model} epoch, s (H100 target: resnet18)", best_epoch, 1.0, higher_is_better=False)]}
     four = [r for r in rows if r["benchmark"] == "packed trials" and r["trials"] == 4]
     if four:
         summary["targets"].append(verdict("4 packed trials vs one (H100 target)", four[0]["vs_one_trial"], 2.5))

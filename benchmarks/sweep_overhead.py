@@ -79,7 +79,8 @@ def main(argv=None) -> int:
     rows, targets = [], []
     with tempfile.TemporaryDirectory() as storage:
         t0 = time.perf_counter()
-        ray.init(num_cpus=max(args.concurrency, 1), include_dashboard=False, log_to_driver=False)
+        if not ray.is_initialized():
+            ray.init(num_cpus=max(args.concurrency, 1), include_dashboard=False, log_to_driver=False)
         ray_init_s = time.perf_counter() - t0
         print(f"ray.init: {ray_init_s:.1f} s; {args.trials} trials of {args.epochs} epochs", flush=True)
         for executor in args.executors:

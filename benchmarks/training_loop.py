@@ -150,7 +150,8 @@ def main(argv=None) -> int:
         if not args.skip_ray:
             import ray
 
-            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+            if not ray.is_initialized():
+                ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
             runners["bdray Ray Train"] = lambda c: bdray_ray_train(c, device, cpus)
         run_bare = runners["bare PyTorch"]
         timed(run_bare, base.replace(epochs=1))  # untimed warm-up: first-call costs (lazy init, imports)

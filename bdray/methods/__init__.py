@@ -3,7 +3,7 @@ config dataclass; the same function runs in-process and as a Ray Train worker.""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 from bdray.config import Config
 from bdray.registry import Registry
@@ -15,6 +15,10 @@ class MethodSpec:
     config_cls: type
     loop: Callable[[Config, Any], Dict[str, Any]]
     uses_backdoored_model: bool = True  # whether trials start from the attack artifact (else: from poisoned data)
+    # packed methods (a population of K models per trial): ``members(cfg, metrics)`` -> [(k, member
+    # config, member metrics)], and the method each member row is recorded as
+    members: Optional[Callable[[Config, Dict[str, Any]], list]] = None
+    member_method: str = ""
 
     def make_config(self, values: Dict[str, Any] | Config | None = None) -> Config:
         if isinstance(values, self.config_cls):
@@ -38,9 +42,13 @@ def _register_builtin() -> None:
     from bdray.methods.nad import NADConfig, train_nad
     from bdray.methods.neural_cleanse import NeuralCleanseConfig, train_neural_cleanse
     from bdray.methods.no_defense import NoDefenseConfig, train_no_defense
+    from bdray.methods.population import PopulationConfig, expand_members, train_backdoor_population
     from bdray.methods.pt import PTConfig, train_pt
 
     METHODS.register("backdoor", MethodSpec("backdoor", BackdoorConfig, train_backdoor))
+    METHODS.register("backdoor_population", MethodSpec(
+        "backdoor_population", PopulationConfig, train_backdoor_population, uses_backdoored_model=False,
+        members=expand_members, member_method="backdoor"))
     METHODS.register("dhbe", MethodSpec("dhbe", DHBEConfig, train_dhbe))
     METHODS.register("finetune", MethodSpec("finetune", FinetuneConfig, train_finetune))
     METHODS.register("fineprune", MethodSpec("fineprune", FinePruneConfig, train_fineprune))

@@ -110,17 +110,24 @@ def resolved_label_mode(cfg: BackdoorConfig, trigger) -> str:
     return "clean" if trigger.clean_label else "dirty"
 
 
-def train_backdoor(cfg: BackdoorConfig, ctx: RunContext) -> Dict[str, Any]:
-    """Train on the poisoned split; report test metrics each epoch; return the final ones plus the
-    model (``"model"``: the unwrapped ``ImageClassifier``) and the poisoned indices."""
+def poisoned_training(cfg: BackdoorConfig, ctx: RunContext):
+    """Seed, load the data onto the device, build the trigger, poison the training split once and
+    create the (seeded) model: ``(data, trigger, poisoned, model)``."""
     seed_everything(cfg.seed)
     data = load_dataset(cfg.dataset, cfg.data_root, cfg.download).to(ctx.device)
     trigger = build_attack_trigger(cfg, data.image_shape, ctx=ctx, data=data)
     poisoned = poison_split(data.train, trigger, rate=cfg.poison_rate, target_class=cfg.target_class,
                             label_mode=resolved_label_mode(cfg, trigger), seed=cfg.seed)
+    model = create_model(cfg.model, data.image_shape, data.num_classes, data.mean, data.std)
+    return data, trigger, poisoned, model
+
+
+def train_backdoor(cfg: BackdoorConfig, ctx: RunContext) -> Dict[str, Any]:
+    """Train on the poisoned split; report test metrics each epoch; return the final ones plus the
+    model (``"model"``: the unwrapped ``ImageClassifier``) and the poisoned indices."""
+    data, trigger, poisoned, model = poisoned_training(cfg, ctx)
     images, labels = poisoned.split.images, poisoned.split.labels
     fast = FastPath(ctx.device, cfg.precision, cfg.channels_last, cfg.compile)
-    model = create_model(cfg.model, data.image_shape, data.num_classes, data.mean, data.std)
     model = ctx.prepare_model(fast.prepare(model))
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay, nesterov=True)

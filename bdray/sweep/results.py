@@ -54,7 +54,7 @@ def trial_row(*, sweep: str, tune_run: str, trial_id: str, method: str, cfg, met
     for name in METRIC_NAMES:
         row[name] = float(metrics.get(name, math.nan))
     for key, value in metrics.items():
-        if key not in row and key not in _TUNE_KEYS and key not in ("hardware", "node_id", "torch_version") and isinstance(value, (int, float)):
+        if key not in row and key not in _TUNE_KEYS and key not in ("hardware", "node_id", "torch_version") and isinstance(value, (int, float, str)):
             row[key] = value
     row.update(status="ERROR" if error else "TERMINATED", error=error or "",
                wall_time_s=float(metrics.get("time_total_s", math.nan)), hardware=str(metrics.get("hardware", "")),
@@ -73,6 +73,30 @@ def epoch_rows(*, sweep: str, tune_run: str, trial_id: str, history: pd.DataFram
         row.update({k: v for k, v in rec.items() if k not in _TUNE_KEYS and not k.startswith("config/")})
         row["time_total_s"] = rec.get("time_total_s")
         rows.append(row)
+    return rows
+
+
+def member_trial_rows(spec, *, sweep: str, tune_run: str, trial_id: str, cfg, metrics: Dict[str, Any],
+                      error: str | None) -> List[Dict[str, Any]]:
+    """A population trial (``spec.members``) as one trials row per member: ``trial_id`` is
+    ``<trial>-m<k>``, ``method`` the member method, the config columns member k's own;
+    ``population_trial_id`` / ``population_member`` / ``population_size`` say where it was packed."""
+    rows, members = [], spec.members(cfg, metrics)
+    for k, member_cfg, member_metrics in members:
+        row = trial_row(sweep=sweep, tune_run=tune_run, trial_id=f"{trial_id}-m{k}", method=spec.member_method,
+                        cfg=member_cfg, metrics=member_metrics, error=error)
+        row.update(population_trial_id=trial_id, population_member=k, population_size=len(members))
+        rows.append(row)
+    return rows
+
+
+def member_epoch_rows(spec, *, sweep: str, tune_run: str, trial_id: str, cfg,
+                      history: pd.DataFrame | None) -> List[Dict[str, Any]]:
+    rows = []
+    for row in epoch_rows(sweep=sweep, tune_run=tune_run, trial_id=trial_id, history=history):
+        for k, _, member_metrics in spec.members(cfg, row):
+            rows.append({**member_metrics, "trial_id": f"{trial_id}-m{k}", "population_trial_id": trial_id,
+                         "population_member": k})
     return rows
 
 

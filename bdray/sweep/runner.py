@@ -324,6 +324,12 @@ def _tables(sweep: Sweep, tune_run: str, grid) -> Tuple[pd.DataFrame, pd.DataFra
         metrics = dict(result.metrics or {})
         trial_id = metrics.get("trial_id") or Path(result.path).name.split("_")[-2]
         error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"
+        if spec.members is not None:  # a packed population: one row per member, as if K trials
+            trial_rows.extend(R.member_trial_rows(spec, sweep=sweep.name, tune_run=tune_run, trial_id=trial_id,
+                                                  cfg=cfg, metrics=metrics, error=error))
+            epoch_rows.extend(R.member_epoch_rows(spec, sweep=sweep.name, tune_run=tune_run, trial_id=trial_id,
+                                                  cfg=cfg, history=result.metrics_dataframe))
+            continue
         trial_rows.append(R.trial_row(sweep=sweep.name, tune_run=tune_run, trial_id=trial_id, method=sweep.method,
                                       cfg=cfg, metrics=metrics, error=error))
         epoch_rows.extend(R.epoch_rows(sweep=sweep.name, tune_run=tune_run, trial_id=trial_id,
