@@ -73,6 +73,9 @@ def train_worker(loop_config: Dict[str, Any]) -> None:
     spec.loop(cfg, ctx)
 
 
+REPORT_POLL_ENV, REPORT_POLL_S = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25"
+
+
 def run_ray_train(method: str, config: Config, *, artifact_root: str, storage_path: str, name: str,
                   num_workers: int = 1, use_gpu: bool = False, cpus_per_worker: float = 1.0,
                   gpus_per_worker: float | None = None, max_failures: int = 0,
@@ -87,6 +90,11 @@ def run_ray_train(method: str, config: Config, *, artifact_root: str, storage_pa
     from bdray.methods import get_method
 
     get_method(method).make_config(config)  # validate before any Ray work
+    # Train V2's controller collects each worker's report when it polls (every 2 s by default) and
+    # a worker holds one report at a time: with short epochs every report then waits for the next
+    # poll (a 10-epoch digits run took 34 s instead of 18 s).  Poll often unless told otherwise;
+    # the variable is passed on to the controller and workers.
+    os.environ.setdefault(REPORT_POLL_ENV, REPORT_POLL_S)
     resources = {"CPU": cpus_per_worker}
     if use_gpu:
         resources["GPU"] = gpus_per_worker if gpus_per_worker is not None else 1.0
