@@ -180,3 +180,30 @@ def test_cifar100_reads_pickled_train_and_test(tmp_path):
         pickle.dump({"fine_label_names": [f"f{i}" for i in range(100)]}, f)
     data = load_dataset("cifar100", str(tmp_path))
     assert data.num_classes == 100 and len(data.train) == 6 and data.train.labels.tolist() == [99] * 6
+
+
+def test_fused_augmentation_equals_per_image_crop_then_flip():
+    """``augment``'s single gather is exactly: reflect-pad, crop each image at its (dy, dx), flip the
+    chosen ones -- written out image by image here -- and equals random_crop + random_hflip."""
+    import torch.nn.functional as F
+
+    from bdray.data import random_crop, random_hflip
+
+    for shape, pad in (((9, 3, 8, 8), 2), ((5, 1, 16, 16), 1), ((4, 3, 6, 6), 0)):
+        x = torch.rand(shape)
+        n, _, h, w = shape
+        for hflip in (False, True):
+            gen = torch.Generator().manual_seed(7)
+            out = augment(x, crop_padding=pad, hflip=hflip, generator=gen)
+            draws = torch.Generator().manual_seed(7)
+            dy = torch.randint(0, 2 * pad + 1, (n,), generator=draws) if pad else torch.zeros(n, dtype=torch.long)
+            dx = torch.randint(0, 2 * pad + 1, (n,), generator=draws) if pad else torch.zeros(n, dtype=torch.long)
+            flips = torch.rand(n, generator=draws) < 0.5 if hflip else torch.zeros(n, dtype=torch.bool)
+            padded = F.pad(x, (pad,) * 4, mode="reflect") if pad else x
+            for i in range(n):
+                expected = padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+                assert torch.equal(out[i], expected.flip(-1) if flips[i] else expected)
+            two_step = torch.Generator().manual_seed(7)
+            reference = random_crop(x, pad, two_step)
+            reference = random_hflip(reference, two_step) if hflip else reference
+            assert torch.equal(out, reference)

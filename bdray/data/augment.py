@@ -1,8 +1,26 @@
-"""Batched, on-device augmentation: one tensor op per batch, no per-sample PIL path."""
+"""Batched, on-device augmentation: one tensor op per batch, no per-sample PIL path.
+
+``augment`` (random crop with reflect padding, then a random horizontal flip) is a single gather:
+each output pixel's source position in the padded batch is computed for the whole batch at once.
+``random_crop`` / ``random_hflip`` are the same operations one at a time; ``augment`` draws the
+same random numbers in the same order, so its output equals ``random_hflip(random_crop(x))``.
+"""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+
+def _offsets(n: int, padding: int, generator: torch.Generator | None, device) -> tuple:
+    """Per-image crop offsets (dy, dx) in [0, 2·padding], drawn on the CPU (the same draws on
+    every device)."""
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device="cpu").to(device)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device="cpu").to(device)
+    return dy, dx
+
+
+def _flips(n: int, generator: torch.Generator | None, p: float, device) -> torch.Tensor:
+    return (torch.rand(n, generator=generator, device="cpu") < p).to(device)
 
 
 def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -10,26 +28,34 @@ def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator |
     if padding <= 0:
         return images
     n, c, h, w = images.shape
-    padded = F.pad(images, (padding,) * 4, mode="reflect")
-    dev = images.device
-    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device="cpu").to(dev)
-    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device="cpu").to(dev)
-    rows = (torch.arange(h, device=dev)[None, :] + dy[:, None])  # n×h
-    cols = (torch.arange(w, device=dev)[None, :] + dx[:, None])  # n×w
-    batch = torch.arange(n, device=dev)[:, None, None]
-    # gather a per-image window: index n, all channels, rows, cols
-    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
-    return out.permute(0, 3, 1, 2).contiguous()
+    dy, dx = _offsets(n, padding, generator, images.device)
+    windows = F.pad(images, (padding,) * 4, mode="reflect").unfold(2, h, 1).unfold(3, w, 1)  # n×c×(2p+1)²×h×w view
+    return windows[torch.arange(n, device=images.device), :, dy, dx].contiguous()
 
 
 def random_hflip(images: torch.Tensor, generator: torch.Generator | None = None, p: float = 0.5) -> torch.Tensor:
-    flip = (torch.rand(images.shape[0], generator=generator, device="cpu") < p).to(images.device)
+    flip = _flips(images.shape[0], generator, p, images.device)
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
 
 def augment(images: torch.Tensor, *, crop_padding: int, hflip: bool,
             generator: torch.Generator | None = None) -> torch.Tensor:
-    out = random_crop(images, crop_padding, generator)
+    """Random crop (reflect padding ``crop_padding``) then, with ``hflip``, a random horizontal
+    flip -- one gather over the padded batch."""
+    if crop_padding <= 0 and not hflip:
+        return images
+    n, c, h, w = images.shape
+    dev = images.device
+    pad = max(crop_padding, 0)
+    if pad:
+        dy, dx = _offsets(n, pad, generator, dev)
+        images = F.pad(images, (pad,) * 4, mode="reflect")
+    else:
+        dy = dx = torch.zeros(n, dtype=torch.long, device=dev)
+    cols = torch.arange(w, device=dev).expand(n, w)
     if hflip:
-        out = random_hflip(out, generator)
-    return out
+        cols = torch.where(_flips(n, generator, 0.5, dev)[:, None], w - 1 - cols, cols)
+    rows = torch.arange(h, device=dev)[None, :] + dy[:, None]                          # n×h
+    source = rows[:, :, None] * (w + 2 * pad) + (cols + dx[:, None])[:, None, :]     # n×h×w, in the padded plane
+    flat = images.reshape(n, c, -1)
+    return flat.gather(2, source.view(n, 1, h * w).expand(n, c, h * w)).view(n, c, h, w)

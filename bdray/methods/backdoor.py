@@ -43,9 +43,9 @@ class BackdoorConfig(Config):
     weight_decay: float = 5e-4
     crop_padding: int = 2     # random-crop augmentation (0 = off); flips follow the dataset
     seed: int = 0
-    # device use (bdray.runtime.speed): "auto" = bf16 autocast + channels_last on CUDA, fp32 on CPU
+    # device use (bdray.runtime.speed): "auto" = bf16 autocast on CUDA, fp32 on CPU; channels_last
     precision: str = "auto"   # auto, fp32, bf16, fp16 (fp16 scales gradients)
-    channels_last: str = "auto"  # auto (CUDA only), on, off
+    channels_last: str = "auto"  # auto (= on), on, off
     compile: bool = False     # torch.compile the training module (compile time reported apart)
 
     def __post_init__(self) -> None:

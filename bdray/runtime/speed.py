@@ -2,8 +2,9 @@
 
 A loop declares three config fields (``precision``, ``channels_last``, ``compile``), checks them
 with ``check_speed_fields`` and builds a ``FastPath`` on its device.  Everything defaults to
-"auto": bf16 autocast (fp16 with gradient scaling where bf16 is missing), channels_last and cuDNN
-benchmark on CUDA; plain fp32 on a CPU, where autocast rarely pays.  The choices actually used go
+"auto": bf16 autocast (fp16 with gradient scaling where bf16 is missing) and cuDNN benchmark on
+CUDA, fp32 on a CPU (where autocast rarely pays); channels_last everywhere (oneDNN's CPU
+convolutions are faster in it too: small_cnn 7.8k -> 9.2k images/s, wrn_16_1 666 -> 977 on 2 cores).  The choices actually used go
 into every report (``precision_used``, ``channels_last_used``, ``compiled``, ``compile_time_s``).
 """
 from __future__ import annotations
@@ -41,7 +42,7 @@ def resolve_precision(requested: str, device: torch.device) -> str:
 
 def resolve_channels_last(requested: str, device: torch.device) -> bool:
     check_choice("channels_last", requested, CHANNELS_LAST)
-    return requested == "on" or (requested == "auto" and device.type == "cuda")
+    return requested in ("on", "auto")
 
 
 class FastPath:
