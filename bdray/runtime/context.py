@@ -125,7 +125,8 @@ class RunContext:
         its attack artifacts in the store (``artifacts_reused``) or had to train them."""
         import ray
 
-        row: Dict[str, Any] = {"hardware": self.hardware(), "artifacts_trained": self.artifacts_trained,
+        row: Dict[str, Any] = {"hardware": self.hardware(), "reported_at": time.time(),
+                               "artifacts_trained": self.artifacts_trained,
                                "artifacts_reused": self.artifacts_reused, **determinism_settings()}
         if ray.is_initialized():
             row["node_id"] = ray.get_runtime_context().get_node_id()
@@ -154,12 +155,13 @@ class LocalContext(RunContext):
     def report(self, metrics, state=None):
         row = dict(metrics)
         row.setdefault("time_total_s", time.time() - self._t0)
+        row.setdefault("reported_at", time.time())  # wall clock (Unix seconds), as from inside Ray
         self.history.append(row)
         if state is not None:
             save_state_atomic(state, self.checkpoint_dir / CHECKPOINT_FILE)
         if self.verbose:
             shown = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                              for k, v in row.items() if k != "time_total_s")
+                              for k, v in row.items() if k not in ("time_total_s", "reported_at"))
             print(f"[bdray] {shown}", file=sys.stdout, flush=True)
 
     def load_checkpoint(self):

@@ -79,10 +79,13 @@ REPORT_POLL_ENV, REPORT_POLL_S = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25"
 def run_ray_train(method: str, config: Config, *, artifact_root: str, storage_path: str, name: str,
                   num_workers: int = 1, use_gpu: bool = False, cpus_per_worker: float = 1.0,
                   gpus_per_worker: float | None = None, max_failures: int = 0,
-                  callbacks: Optional[List[Any]] = None, verbose: bool = True, fault_at_epoch: Optional[int] = None):
+                  callbacks: Optional[List[Any]] = None, verbose: bool = True, fault_at_epoch: Optional[int] = None,
+                  checkpoints_to_keep: Optional[int] = 1):
     """Run ``method`` with ``config`` under a ``TorchTrainer``; returns the ``ray.train.Result``.
 
     Re-running with the same ``name`` and ``storage_path`` resumes from the run's last checkpoint.
+    ``checkpoints_to_keep=None`` keeps every epoch's (then ``result.metrics_dataframe`` has every
+    report; Train V2 builds it from the kept checkpoints).
     """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -105,6 +108,6 @@ def run_ray_train(method: str, config: Config, *, artifact_root: str, storage_pa
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu, resources_per_worker=resources),
         run_config=RunConfig(name=name, storage_path=str(storage_path),
                              failure_config=FailureConfig(max_failures=max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=1), callbacks=callbacks),
+                             checkpoint_config=CheckpointConfig(num_to_keep=checkpoints_to_keep), callbacks=callbacks),
     )
     return trainer.fit()
