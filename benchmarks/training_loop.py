@@ -79,7 +79,8 @@ def bare_loop(cfg: BackdoorConfig, device: torch.device) -> list:
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * (epoch + step / steps) / cfg.epochs))
-            x = augment(to_float(images[idx]), crop_padding=cfg.crop_padding, hflip=data.hflip, generator=gen)
+            # crop/flip the uint8 batch, then convert: the same tensor ops bdray's batch stream runs
+            x = to_float(augment(images[idx], crop_padding=cfg.crop_padding, hflip=data.hflip, generator=gen))
             loss = F.cross_entropy(model(x), labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
