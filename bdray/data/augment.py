@@ -1,7 +1,8 @@
 """Batched, on-device augmentation: one tensor op per batch, no per-sample PIL path.
 
 ``augment`` (random crop with reflect padding, then a random horizontal flip) is a single gather:
-each output pixel's source position in the padded batch is computed for the whole batch at once.
+each output pixel's source position in the padded batch is computed for the whole batch at once;
+the result is in channels_last memory format.
 ``random_crop`` / ``random_hflip`` are the same operations one at a time; ``augment`` draws the
 same random numbers in the same order, so its output equals ``random_hflip(random_crop(x))``.
 """
@@ -57,5 +58,10 @@ def augment(images: torch.Tensor, *, crop_padding: int, hflip: bool,
         cols = torch.where(_flips(n, generator, 0.5, dev)[:, None], w - 1 - cols, cols)
     rows = torch.arange(h, device=dev)[None, :] + dy[:, None]                          # n×h
     source = rows[:, :, None] * (w + 2 * pad) + (cols + dx[:, None])[:, None, :]     # n×h×w, in the padded plane
-    flat = images.reshape(n, c, -1)
-    return flat.gather(2, source.view(n, 1, h * w).expand(n, c, h * w)).view(n, c, h, w)
+    # gather in (N, H·W, C) order, so the result is channels_last memory (strides H·W·C, 1, W·C, C):
+    # oneDNN's and cuDNN's convolutions run faster on it, and it is the exact layout the earlier
+    # crop returned, which matters for reproducing earlier runs: convolution kernels, and so the
+    # float rounding of a whole training, follow the input's strides
+    planes = images.permute(0, 2, 3, 1).reshape(n, -1, c)
+    out = planes.gather(1, source.view(n, h * w, 1).expand(n, h * w, c))
+    return out.view(n, h, w, c).permute(0, 3, 1, 2)
