@@ -104,7 +104,9 @@ class FastPath:
         and drop the gradients, so the training that follows is the same as without compiling."""
         if not self.compile:
             return
-        raw = getattr(getattr(module, "_orig_mod", module), "module", getattr(module, "_orig_mod", module))
+        from bdray.runtime.context import unwrap
+
+        raw = unwrap(getattr(module, "_orig_mod", module))  # under torch.compile's and DDP's wrappers
         saved = copy.deepcopy(raw.state_dict())
         t0 = time.perf_counter()
         for x in batches:
