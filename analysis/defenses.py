@@ -164,7 +164,8 @@ def pareto_mask(acc: Sequence[float], asr: Sequence[float]) -> np.ndarray:
 
 def plot_pareto(trials: pd.DataFrame, path: str, title: str | None = None) -> pd.DataFrame:
     """Every trial's (asr, acc), the non-dominated ones highlighted and joined, one colour per
-    method.  Returns the non-dominated trials."""
+    method.  Collapsed trials (one class predicted: ``asr`` ≈ 0 for free) are drawn as crosses and
+    never enter a front.  Returns the non-dominated trials."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -173,8 +174,14 @@ def plot_pareto(trials: pd.DataFrame, path: str, title: str | None = None) -> pd
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     fronts = []
     for i, (method, df) in enumerate(trials.dropna(subset=["acc", "asr"]).groupby("method", sort=False)):
-        mask = pareto_mask(df["acc"], df["asr"])
         color = f"C{i}"
+        if "collapsed" in df:
+            dead = df[df["collapsed"] == 1]
+            if len(dead):
+                ax.scatter(dead["asr"] * 100, dead["acc"] * 100, marker="x", s=30, color=color,
+                           label=f"{method} collapsed (excluded)")
+            df = df[df["collapsed"] != 1]
+        mask = pareto_mask(df["acc"], df["asr"])
         ax.scatter(df["asr"] * 100, df["acc"] * 100, s=18, alpha=0.35, color=color, label=f"{method} trials")
         front = df[mask].sort_values("asr")
         ax.plot(front["asr"] * 100, front["acc"] * 100, "o-", color=color, ms=7, mec="black",

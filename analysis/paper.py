@@ -67,7 +67,9 @@ def amplified_table(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def sensitivity_table(trials: pd.DataFrame, param: str,
-                      metrics: Sequence[str] = ("acc", "asr", "asr_x9", "act_l2_logits")) -> pd.DataFrame:
+                      metrics: Sequence[str] = ("acc", "asr", "asr_x9", "act_l2_logits", "collapsed")) -> pd.DataFrame:
+    """Mean, std and count of each metric per value of ``param`` (``collapsed``' mean is the share of
+    trials whose model predicts one class: their ``asr`` ≈ 0 is no defense)."""
     cols = [m for m in metrics if m in trials]
     return trials.groupby(param)[cols].agg(["mean", "std", "count"]).reset_index()
 

@@ -27,7 +27,7 @@ from bdray.runtime.context import LocalContext, RunContext, load_state
 
 # Part of every artifact key: bump it whenever model architectures or the backdoor training code
 # change in a way that makes earlier artifacts wrong, so they are retrained rather than reused.
-ARTIFACT_FORMAT = 3
+ARTIFACT_FORMAT = 4
 MODEL_FILE = "model.pt"
 META_FILE = "meta.json"
 

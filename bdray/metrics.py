@@ -7,6 +7,9 @@
   (DHBE Eq. 9).
 - ``ra``: over the same triggered non-target images, the fraction predicted as the true label.
 - ``asr_x4``/``asr_x9``: ``asr`` with the patch pasted 4 / 9 times (patch triggers only).
+- ``collapsed``: 1 when the model's clean predictions collapsed onto one class (its share of the
+  predictions, ``pred_majority_share``, is at least ``COLLAPSE_SHARE``): such a model has ``asr`` ≈ 0
+  and is no defense; tables, Pareto fronts and the claims harness treat it as a failure.
 """
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ from bdray.attacks.specs import Trigger
 from bdray.data.batches import batched_logits
 from bdray.data.splits import Split, to_float
 
-METRIC_NAMES = ("acc", "asr", "asr_cond", "ra", "asr_x4", "asr_x9")
+METRIC_NAMES = ("acc", "asr", "asr_cond", "ra", "asr_x4", "asr_x9", "collapsed")
+COLLAPSE_SHARE = 0.9
 # How much the model reacts to the trigger (DHBE Fig. 7): mean over non-target test images of the
 # L1 / L2 norm of (activation on triggered image − activation on clean image).
 ACTIVATION_NAMES = ("act_l1_penultimate", "act_l2_penultimate", "act_l1_logits", "act_l2_logits")
@@ -48,9 +52,17 @@ def robust_accuracy(pred_triggered: torch.Tensor, labels: torch.Tensor, target: 
     return _mean(pred_triggered[keep] == labels[keep])
 
 
+def majority_share(pred: torch.Tensor) -> float:
+    """Share of ``pred`` taken by its most frequent class."""
+    return float(torch.bincount(pred).max()) / len(pred) if len(pred) else math.nan
+
+
 def backdoor_metrics(pred_clean: torch.Tensor, pred_triggered: torch.Tensor, labels: torch.Tensor,
                      target: int) -> Dict[str, float]:
+    share = majority_share(pred_clean)
     return {
+        "pred_majority_share": share,
+        "collapsed": float(share >= COLLAPSE_SHARE),
         "acc": accuracy(pred_clean, labels),
         "asr": attack_success_rate(pred_triggered, labels, target),
         "asr_cond": conditional_asr(pred_clean, pred_triggered, labels, target),

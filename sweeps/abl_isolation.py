@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all, default_name  # noqa: E402
 from sweeps.training_defenses import defense_config  # noqa: E402
 
 RATIOS = [0.005, 0.01, 0.05, 0.1]
@@ -26,7 +26,7 @@ GAMMAS = [0.0, 0.5, 1.0, 1.5, 2.0]
 def build_sweeps(args) -> list:
     from ray import tune
 
-    name = args.name or ("abl_isolation_smoke" if args.smoke_test else f"abl_isolation_{args.dataset}")
+    name = default_name("abl_isolation", args)
     space = {"isolation_ratio": tune.choice(args.ratios), "gamma": tune.choice(args.gammas),
              "isolation_epochs": tune.choice(args.isolation_epochs)}
     if args.unlearn_lrs:

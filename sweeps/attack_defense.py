@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.methods import get_method  # noqa: E402
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all, default_name  # noqa: E402
 from sweeps.dhbe_lr import dhbe_base  # noqa: E402
 
 ATTACKS = ["badnets", "clean_label", "trojan"]
@@ -32,7 +32,7 @@ def build_sweeps(args) -> list:
     if args.smoke_test:
         attacks, sizes = attacks[:1] + attacks[2:3], sizes[1:2]
     backdoor = backdoor_config(args)
-    name = args.name or ("attack_defense_smoke" if args.smoke_test else f"attack_defense_{args.dataset}")
+    name = default_name("attack_defense", args)
     space = {"backdoor.attack": tune.grid_search(attacks), "backdoor.attack_params.trigger_size": tune.grid_search(sizes)}
     sweeps = []
     for defense in defenses:

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all, default_name  # noqa: E402
 from sweeps.training_defenses import defense_config  # noqa: E402
 
 RATES = [0.01, 0.05, 0.2, 0.5]
@@ -28,7 +28,7 @@ LAMBDAS = [0.0, 0.001, 0.01, 0.1, 1.0]
 def build_sweeps(args) -> list:
     from ray import tune
 
-    name = args.name or ("cbd_poison_rate_smoke" if args.smoke_test else f"cbd_poison_rate_{args.dataset}")
+    name = default_name("cbd_poison_rate", args)
     backdoor = backdoor_config(args)
     space = {"backdoor.poison_rate": tune.grid_search(args.rates), "backdoor.attack": tune.grid_search(args.attacks)}
     res = resources(args)

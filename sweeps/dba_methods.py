@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.methods.debias_strategies import STRATEGIES  # noqa: E402
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_run_args, resources, run_all  # noqa: E402
+from bdray.sweep.cli import add_run_args, resources, run_all, default_name  # noqa: E402
 from sweeps.debiasing import add_data_args, all_targets, base_config  # noqa: E402
 
 
@@ -31,7 +31,7 @@ def build_sweeps(args) -> list:
         targets, seeds = targets[:1], [0]
     else:
         seeds = list(range(args.seeds))
-    name = args.name or (f"dba_methods_{base.dataset}" + ("_smoke" if args.smoke_test else ""))
+    name = default_name("dba_methods", args, base.dataset)
     space = {"strategy": tune.grid_search(list(args.strategies)),
              "targets": tune.grid_search([[t] for t in targets]), "seed": tune.grid_search(seeds)}
     sweeps = [Sweep(name=name, method="debias", base_config=base, search_space=space, search="grid",

@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_run_args, resources, run_all  # noqa: E402
+from bdray.sweep.cli import add_run_args, resources, run_all, default_name  # noqa: E402
 from sweeps.debiasing import add_data_args, base_config  # noqa: E402
 
 COLOR_PAIRS = [("blue", "red"), ("red", "red"), ("blue", "blue")]  # A = 0, A = 1 (locations differ)
@@ -36,7 +36,7 @@ def build_sweeps(args) -> list:
     colors = COLOR_PAIRS[:2] if args.smoke_test else [tuple(p.split("/")) for p in args.colors]
     sizes = args.sizes[:2] if args.smoke_test else args.sizes
     alphas = [0.5, 1.0] if args.smoke_test else args.alphas
-    name = args.name or (f"dba_trigger_{base.dataset}" + ("_smoke" if args.smoke_test else ""))
+    name = default_name("dba_trigger", args, base.dataset)
     res = resources(args)
 
     def sweep(space, cfg=base):

@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all, default_name  # noqa: E402
 from sweeps.training_defenses import TRAINING_DEFENSES, defense_config  # noqa: E402
 
 ATTACKS = ["badnets", "blend", "sig", "wanet"]
@@ -24,7 +24,7 @@ ATTACKS = ["badnets", "blend", "sig", "wanet"]
 def build_sweeps(args) -> list:
     from ray import tune
 
-    name = args.name or ("defense_comparison_smoke" if args.smoke_test else f"defense_comparison_{args.dataset}")
+    name = default_name("defense_comparison", args)
     backdoor = backdoor_config(args)
     space = {"backdoor.attack": tune.grid_search(args.attacks)}
     return [Sweep(name=name, method=m, base_config=defense_config(m, args, backdoor), search_space=space,

@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all, default_name  # noqa: E402
 from sweeps.dhbe_lr import dhbe_base  # noqa: E402
 
 LAMBDAS = [0.0, 0.001, 0.01, 0.03, 0.1, 0.2, 0.5, 1.0]
@@ -24,7 +24,7 @@ def build_sweeps(args) -> list:
     from ray import tune
 
     lambdas = [0.0, 0.1] if args.smoke_test else args.lambdas
-    name = args.name or ("dhbe_lambda_smoke" if args.smoke_test else f"dhbe_lambda_{args.dataset}")
+    name = default_name("dhbe_lambda", args)
     return [Sweep(name=name, method="dhbe", base_config=dhbe_base(args, backdoor_config(args)),
                   search_space={"lambda_abr": tune.grid_search(lambdas)}, search="grid", num_samples=1,
                   **resources(args))]

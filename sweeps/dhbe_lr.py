@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bdray.methods import get_method  # noqa: E402
 from bdray.methods.dhbe import DHBEConfig  # noqa: E402
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all, default_name  # noqa: E402
 
 BLIND_BASELINES = ("finetune", "fineprune", "nad")
 # lr range of the blind baselines: the paper's 0.002–0.02 (CIFAR-10, 2000 samples per epoch); the
@@ -46,7 +46,7 @@ def build_sweeps(args) -> list:
     from ray import tune
 
     backdoor = backdoor_config(args)
-    name = args.name or ("dhbe_lr_smoke" if args.smoke_test else f"dhbe_lr_{args.dataset}")
+    name = default_name("dhbe_lr", args)
     res = resources(args)
     sweeps = [Sweep(name=name, method="dhbe", base_config=dhbe_base(args, backdoor),
                     search_space={"student_lr": tune.loguniform(args.lr_min, args.lr_max)},

@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all, default_name  # noqa: E402
 from sweeps.dhbe_lr import dhbe_base  # noqa: E402
 
 SIZES = {"digits": ([2, 3, 4], [2, 3, 5]), "default": ([3, 4, 5], [3, 5, 7])}
@@ -27,7 +27,7 @@ def build_sweeps(args) -> list:
     gen_sizes = args.generator_sizes or gen_sizes
     if args.smoke_test:
         trigger_sizes, gen_sizes = trigger_sizes[:2], gen_sizes[:1]
-    name = args.name or ("dhbe_trigger_size_smoke" if args.smoke_test else f"dhbe_trigger_size_{args.dataset}")
+    name = default_name("dhbe_trigger_size", args)
     space = {"backdoor.attack_params.trigger_size": tune.grid_search(trigger_sizes),
              "trigger_gen_size": tune.grid_search(gen_sizes)}
     return [Sweep(name=name, method="dhbe", base_config=dhbe_base(args, backdoor_config(args)), search_space=space,

@@ -17,14 +17,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all, default_name  # noqa: E402
 from sweeps.training_defenses import defense_config  # noqa: E402
 
 
 def build_sweeps(args) -> list:
     from ray import tune
 
-    name = args.name or ("pt_isolation_smoke" if args.smoke_test else f"pt_isolation_{args.dataset}")
+    name = default_name("pt_isolation", args)
     space = {"freeze_fraction": tune.choice(args.freeze_fractions), "isolation_ratio": tune.choice(args.ratios),
              "clean_lr": tune.loguniform(1e-4, 1e-2), "isolated_lr": tune.loguniform(1e-5, 1e-3)}
     return [Sweep(name=name, method="pt", base_config=defense_config("pt", args, backdoor_config(args)),

@@ -88,7 +88,7 @@ def test_defense_comparison_builds_every_defense_against_every_attack(tmp_path):
         sweep.validate()
         assert sweep.search_space["backdoor.attack"] == {"grid_search": ["badnets", "blend", "sig", "wanet"]}
         assert sweep.base_config.backdoor.poison_rate == 0.08  # SIG can poison at most the target class
-    assert not (tmp_path / "defense_comparison_smoke").exists()  # nothing ran
+    assert not any(tmp_path.iterdir())  # nothing ran
 
 
 def test_pareto_mask_keeps_exactly_the_non_dominated_trials():

@@ -12,6 +12,10 @@ import pytest
 
 pytestmark = pytest.mark.ray
 REPO = Path(__file__).resolve().parents[1]
+# Each trial must outlast the wait between "2 trials finished" and the kill (Tune's state save
+# period, set to 0.5 s below, plus polling): with 1,500 epochs a trial took < 1 s on a quiet machine
+# and the driver finished all six before the kill. 6,000 epochs ≈ 4-8 s a trial.
+EPOCHS = 6000
 
 DRIVER = '''
 import sys
@@ -19,7 +23,8 @@ from ray import tune
 from bdray.methods.dba_toy import DBAToyConfig
 from bdray.sweep import Sweep, run_sweep
 
-sweep = Sweep(name="killed", method="dba_toy", base_config=DBAToyConfig(epochs=1500, points_per_class=400),
+EPOCHS = int(sys.argv[2])
+sweep = Sweep(name="killed", method="dba_toy", base_config=DBAToyConfig(epochs=EPOCHS, points_per_class=400),
               search_space={"bias_rate": tune.uniform(0.5, 0.9)}, objectives=(("boundary_error", "min"),),
               search="optuna", num_samples=6, max_concurrent=1, storage_path=sys.argv[1], executor="tune",
               verbose=False)
@@ -39,19 +44,20 @@ def test_killed_driver_resumes_the_same_experiment_and_study(tmp_path):
     storage = tmp_path / "results"
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
-    env = {**os.environ, "RAY_ADDRESS": "local", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, str(script), str(storage)]
+    env = {**os.environ, "RAY_ADDRESS": "local", "PYTHONPATH": str(REPO), "TUNE_GLOBAL_CHECKPOINT_S": "0.5"}
+    command = [sys.executable, str(script), str(storage), str(EPOCHS)]
     first = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while len(_finished_trial_dirs(storage)) < 2 and time.time() < deadline and first.poll() is None:
         time.sleep(0.5)
     done_before = {p.name for p in _finished_trial_dirs(storage)}
-    time.sleep(3)  # past Tune's experiment-state save period (2 s): these count as finished on resume
+    time.sleep(1.5)  # past Tune's experiment-state save period (0.5 s): these count as finished on resume
     os.killpg(first.pid, signal.SIGKILL)  # the driver and the local Ray it started
     first.wait(timeout=60)
     assert 2 <= len(done_before) < 6, "the driver was not killed mid-sweep"
-    assert not (storage / "killed" / "trials.parquet").exists()  # it never got to write its table
+    assert not (storage / "killed" / "trials.parquet").exists(), (
+        "the driver wrote its table before the kill: its trials finished faster than the test waits")
     marker = json.loads(next((storage / "killed" / "runs").glob("*.json")).read_text())
     assert marker["status"] == "running"
 
@@ -84,7 +90,7 @@ def test_killed_driver_resumes_the_same_experiment_and_study(tmp_path):
 
     (storage / "killed" / "trials.parquet").unlink()
     (storage / "killed" / "epochs.parquet").unlink()
-    sweep = Sweep(name="killed", method="dba_toy", base_config=DBAToyConfig(epochs=1500, points_per_class=400),
+    sweep = Sweep(name="killed", method="dba_toy", base_config=DBAToyConfig(epochs=EPOCHS, points_per_class=400),
                   search_space={"bias_rate": tune.uniform(0.5, 0.9)}, objectives=(("boundary_error", "min"),),
                   search="optuna", num_samples=6, storage_path=str(storage))
     rebuilt = rebuild_tables(sweep)

@@ -117,10 +117,17 @@ def test_pt_removes_the_backdoor_and_reports_both_isolations(artifact_root, unde
 
 
 def test_cbd_removes_the_backdoor_and_down_weights_poison(artifact_root, undefended):
-    m = _run("cbd", CBDConfig(), artifact_root)
-    print(f"\nCBD: acc={m['acc']:.4f} asr={m['asr']:.4f} f_B asr={m['fb_asr']:.3f} "
-          f"mean weight poisoned={m['mean_weight_poisoned']:.3f} clean={m['mean_weight_clean']:.3f}")
-    assert m["fb_asr"] >= 0.9            # f_B learned the backdoor ...
-    assert m["mean_weight_poisoned"] < 0.2 * m["mean_weight_clean"]  # ... so f_C's loss ignores poison
-    assert m["asr"] <= 0.10
-    assert m["acc"] >= undefended["acc"] - 0.05
+    # three seeds (attack and defense): without the paper's mutual-information term CBD's outcome on
+    # the digits flipped with float rounding (thread count); with it the backdoor goes on every seed,
+    # at a measured cost of 5-10 points of accuracy on these 1,437 training images (README)
+    accs = []
+    for seed in (0, 1, 2):
+        cfg = CBDConfig(backdoor=BackdoorConfig(seed=seed), seed=seed)
+        m = _run("cbd", cfg, artifact_root)
+        print(f"\nCBD seed {seed}: acc={m['acc']:.4f} asr={m['asr']:.4f} f_B asr={m['fb_asr']:.3f} "
+              f"mean weight poisoned={m['mean_weight_poisoned']:.3f} clean={m['mean_weight_clean']:.3f}")
+        assert m["fb_asr"] >= 0.9            # f_B learned the backdoor ...
+        assert m["mean_weight_poisoned"] < 0.2 * m["mean_weight_clean"]  # ... so f_C's loss ignores poison
+        assert m["asr"] <= 0.10
+        accs.append(m["acc"])
+    assert sum(accs) / len(accs) >= undefended["acc"] - 0.10

@@ -46,6 +46,12 @@ def paste(images: torch.Tensor, pattern: torch.Tensor, mask: torch.Tensor) -> to
     return images + mask * (pattern - images)
 
 
+def threshold_mask(mask: torch.Tensor) -> torch.Tensor:
+    """The authors' steep threshold of the mask generator's [0, 1] output (0.5 + tanh(20·m − 10)/2):
+    nearly binary masks, so a trigger is a few pixels replaced by the pattern, not a faint veil."""
+    return 0.5 + 0.5 * torch.tanh(20.0 * mask - 10.0)
+
+
 class InputAwareTrigger(Trigger):
     name = "input_aware"
 
@@ -56,7 +62,7 @@ class InputAwareTrigger(Trigger):
         with torch.no_grad():
             self.pattern_net.to(images.device)
             self.mask_net.to(images.device)
-            return paste(images, self.pattern_net(images), self.mask_net(images)).clamp(0, 1)
+            return paste(images, self.pattern_net(images), threshold_mask(self.mask_net(images))).clamp(0, 1)
 
     def state(self) -> Dict[str, torch.Tensor]:
         out = {f"pattern.{k}": v.detach().cpu() for k, v in self.pattern_net.state_dict().items()}
@@ -83,7 +89,7 @@ class InputAwareParams(AttackParams):
     backdoor_prob: float = 0.1     # ρ_b: share of each batch with its own trigger, relabelled
     cross_prob: float = 0.1        # ρ_c: share with another image's trigger, label kept
     lambda_div: float = 1.0
-    mask_density: float = 0.032    # target mean mask value
+    mask_density: float = 0.032    # per-pixel mask values above this are penalised (λ_norm)
     lambda_norm: float = 100.0
     generator_width: int = 16
 
@@ -126,7 +132,8 @@ class InputAwareParams(AttackParams):
 
 def train_generators(p: InputAwareParams, pattern_net: TriggerNet, mask_net: TriggerNet, classifier: nn.Module,
                      images: torch.Tensor, seed: int) -> None:
-    """The paper's two phases: the mask generator alone, then generators and classifier jointly."""
+    """The authors' two phases: the mask generator alone (diversity + per-pixel density of the
+    thresholded mask), then -- the mask generator frozen -- pattern generator and classifier jointly."""
     dev = images.device
     pattern_net.to(dev).train()
     mask_net.to(dev).train()
@@ -139,19 +146,20 @@ def train_generators(p: InputAwareParams, pattern_net: TriggerNet, mask_net: Tri
         return images[idx], idx
 
     def density(m):
-        return F.relu(m.mean() - p.mask_density)
+        return F.relu(m - p.mask_density).mean()
 
     opt_mask = torch.optim.Adam(mask_net.parameters(), lr=p.lr)
     for _ in range(p.mask_steps):
         x1, _ = batch()
         x2, _ = batch()
-        m1, m2 = mask_net(x1), mask_net(x2)
+        m1, m2 = threshold_mask(mask_net(x1)), threshold_mask(mask_net(x2))
         loss = p.lambda_div * _diversity(x1, x2, m1, m2) + p.lambda_norm * density(m1)
         opt_mask.zero_grad(set_to_none=True)
         loss.backward()
         opt_mask.step()
 
-    params = list(pattern_net.parameters()) + list(mask_net.parameters()) + list(classifier.parameters())
+    mask_net.eval().requires_grad_(False)
+    params = list(pattern_net.parameters()) + list(classifier.parameters())
     opt = torch.optim.Adam(params, lr=p.lr)
     with torch.no_grad():
         clean_pred = classifier.eval()(images).argmax(1)  # the surrogate's labels stand in for the true ones
@@ -162,16 +170,17 @@ def train_generators(p: InputAwareParams, pattern_net: TriggerNet, mask_net: Tri
         y = clean_pred[idx].clone()
         nb = max(1, int(round(p.backdoor_prob * len(x))))
         nc = int(round(p.cross_prob * len(x)))
-        pat, msk = pattern_net(x), mask_net(x)
-        pat2, msk2 = pattern_net(x2), mask_net(x2)
+        with torch.no_grad():
+            msk, msk2 = threshold_mask(mask_net(x)), threshold_mask(mask_net(x2))
+        pat, pat2 = pattern_net(x), pattern_net(x2)
         mixed = x.clone()
         mixed[:nb] = paste(x[:nb], pat[:nb], msk[:nb])
         y[:nb] = p.target_class
         mixed[nb:nb + nc] = paste(x[nb:nb + nc], pat2[nb:nb + nc], msk2[nb:nb + nc])
         loss = F.cross_entropy(classifier(mixed.clamp(0, 1)), y)
-        loss = loss + p.lambda_div * _diversity(x, x2, pat, pat2) + p.lambda_norm * density(msk)
+        loss = loss + p.lambda_div * _diversity(x, x2, pat, pat2)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     pattern_net.eval()
-    mask_net.eval()
+    mask_net.requires_grad_(True)

@@ -65,6 +65,28 @@ def backdoor_config(args, **overrides: Any) -> BackdoorConfig:
     return BackdoorConfig.from_dict(values)
 
 
+def dataset_tag(dataset: str, data_root: str | None = None) -> str:
+    """What a default sweep name says about the data: the dataset name, and for a file of one's own
+    (``npz``) its stem plus a short digest of its resolved path, so two files never share a sweep."""
+    if dataset != "npz" or not data_root:
+        return dataset
+    import hashlib
+    import os
+
+    path = os.path.abspath(os.path.expanduser(data_root))
+    stem = "".join(c if c.isalnum() else "_" for c in os.path.splitext(os.path.basename(path))[0])[:24]
+    return f"npz_{stem}_{hashlib.sha256(path.encode()).hexdigest()[:6]}"
+
+
+def default_name(stem: str, args, dataset: str | None = None) -> str:
+    """``args.name`` if given, else ``<stem>_<dataset tag>`` (``_smoke`` appended for smoke tests):
+    smoke runs on different datasets never share a sweep folder or an Optuna study."""
+    if getattr(args, "name", None):
+        return args.name
+    tag = dataset_tag(dataset or args.dataset, getattr(args, "data_root", None))
+    return f"{stem}_{tag}" + ("_smoke" if getattr(args, "smoke_test", False) else "")
+
+
 def resources(args) -> Dict[str, Any]:
     return {"max_concurrent": args.max_concurrent, "storage_path": args.storage_path, "seed": args.seed,
             "workers_per_trial": args.workers_per_trial, "cpus_per_worker": args.cpus_per_trial,

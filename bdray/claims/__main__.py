@@ -1,0 +1,57 @@
+"""``python -m bdray.claims --dataset npz --data-root X.npz --seeds 3 [--methods ...] [--budget cpu]``"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bdray.config import ConfigError
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m bdray.claims", description=__doc__)
+    p.add_argument("--dataset", default="digits", help="digits (embedded), npz, mnist, cifar10, ...")
+    p.add_argument("--data-root", default=None, help="the .npz file for --dataset npz")
+    p.add_argument("--download", action="store_true")
+    p.add_argument("--model", default=None, help="override the preset's model")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (attack and defense)")
+    p.add_argument("--methods", nargs="*", default=None, help="defense labels (default: all)")
+    p.add_argument("--budget", choices=("smoke", "cpu", "paper"), default="cpu")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: one run after another in this process; ray: each run a Ray task")
+    p.add_argument("--no-clean-cost", action="store_true", help="skip the defenses on a clean model")
+    p.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
+    p.add_argument("--out", default=None, help="output folder (default ~/bdray_results/claims_<dataset>_<budget>)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    from bdray.claims import run_claims
+    from bdray.data import load_dataset
+    from bdray.methods.backdoor import BackdoorConfig
+    from bdray.presets import backdoor_preset, describe
+    from bdray.sweep.cli import dataset_tag
+
+    args = parse_args(argv)
+    try:
+        data = load_dataset(args.dataset, args.data_root, args.download)
+        family, preset = backdoor_preset(data.image_shape, args.budget)
+        if args.model:
+            preset["model"] = args.model
+        print(f"{args.dataset}: {len(data.train)} train / {len(data.test)} test images of shape "
+              f"{tuple(data.image_shape)}; {describe(family, preset)}")
+        backdoor = BackdoorConfig(dataset=args.dataset, data_root=args.data_root, download=args.download, **preset)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out = args.out or f"~/bdray_results/claims_{dataset_tag(args.dataset, args.data_root)}_{args.budget}"
+    doc = run_claims(backdoor, list(range(args.seeds)), args.budget, out, methods=args.methods,
+                     executor=args.executor, clean_cost=not args.no_clean_cost, threads=args.threads)
+    from bdray.claims.harness import markdown
+
+    print("\n" + markdown(doc["claims"], doc["settings"]))
+    print(f"written: {out}/claims.md, {out}/claims.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The papers' claims, each judged on the measured runs of every seed.
+
+A claim is judged per seed (``holds`` there or not); over seeds it **holds** when it holds on every
+seed, is **weak** when it holds on at least half, and **fails** otherwise.  A collapsed model (one
+class predicted for ≥ 90 % of the clean test set) fails every claim it takes part in, however low
+its ``asr``.  Amplified-trigger ASRs are judged against the clean model's on the same data and seed
+(on 32×32 colour images nine pasted patches fool even a clean model).  ``asr`` thresholds are
+likewise read as "at most the threshold, or at most the clean model's ``asr`` + 0.05 where the clean
+model itself is above it" -- a model with 55 % accuracy sends some triggered images to the target
+class by mistake; the clean model's value is printed beside every such number.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+Runs = Dict[str, Dict[str, float]]  # label -> metrics of one seed
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    name: str
+    text: str
+    needs: tuple                                  # labels that must have run
+    check: Callable[[Runs], Optional[bool]]       # one seed's verdict
+    measure: Callable[[Runs], Dict[str, float]]   # the numbers shown beside it
+
+
+def _m(runs: Runs, label: str, key: str) -> float:
+    return float(runs.get(label, {}).get(key, math.nan))
+
+
+def _alive(runs: Runs, *labels: str) -> bool:
+    return all(_m(runs, lab, "collapsed") != 1.0 for lab in labels)
+
+
+def _asr_ok(runs: Runs, label: str, threshold: float) -> bool:
+    return _m(runs, label, "asr") <= max(threshold, _m(runs, "clean", "asr") + 0.05)
+
+
+def _drop(runs: Runs, label: str, reference: str = "backdoor") -> float:
+    return _m(runs, reference, "acc") - _m(runs, label, "acc")
+
+
+def _amplified_ok(runs: Runs, label: str, margin: float = 0.10) -> bool:
+    return all(_m(runs, label, f"asr_x{k}") <= _m(runs, "clean", f"asr_x{k}") + margin for k in (4, 9))
+
+
+def _erasing_claim(label: str, asr: float, drop: float, extra=None) -> Callable[[Runs], bool]:
+    def check(r: Runs) -> bool:
+        ok = _alive(r, label) and _asr_ok(r, label, asr) and _drop(r, label) <= drop
+        return ok and (extra(r) if extra else True)
+    return check
+
+
+def _measure(label: str, *keys: str) -> Callable[[Runs], Dict[str, float]]:
+    def measure(r: Runs) -> Dict[str, float]:
+        out = {f"{label}.{k}": _m(r, label, k) for k in keys}
+        out[f"{label}.acc_drop"] = _drop(r, label)
+        return out
+    return measure
+
+
+def _incomplete_erasing(r: Runs) -> Optional[bool]:
+    ok = [_m(r, lab, "asr_x9") >= _m(r, lab, "asr") + 0.2 for lab in ("finetune", "fineprune", "nad") if lab in r]
+    return any(ok) if ok else None
+
+
+def _clean_cost(r: Runs) -> Dict[str, float]:
+    return {f"{lab.split('@')[0]}.acc_cost": _m(r, "clean", "acc") - _m(r, lab, "acc") for lab in r if lab.endswith("@clean")}
+
+
+CLAIMS: List[Claim] = [
+    Claim("backdoor", "BadNets: asr ≥ 0.95, acc within 2 points of the clean model", ("clean", "backdoor"),
+          lambda r: _alive(r, "backdoor") and _m(r, "backdoor", "asr") >= 0.95 and _drop(r, "backdoor", "clean") <= 0.02,
+          lambda r: {"backdoor.asr": _m(r, "backdoor", "asr"), "backdoor.acc": _m(r, "backdoor", "acc"),
+                     "clean.acc": _m(r, "clean", "acc"), "clean.asr": _m(r, "clean", "asr"),
+                     "clean.asr_x4": _m(r, "clean", "asr_x4"), "clean.asr_x9": _m(r, "clean", "asr_x9")}),
+    Claim("dhbe", "DHBE: asr ≤ 0.05, acc drop ≤ 2 points, asr_x4/x9 ≤ clean model's + 0.10", ("clean", "backdoor", "dhbe"),
+          _erasing_claim("dhbe", 0.05, 0.02, lambda r: _amplified_ok(r, "dhbe")),
+          _measure("dhbe", "acc", "asr", "asr_x4", "asr_x9")),
+    Claim("dfad_worse", "DFAD (λ = 0, no trigger generator) clearly worse than DHBE on asr (by ≥ 0.10)",
+          ("dhbe", "dfad"), lambda r: _m(r, "dfad", "asr") >= _m(r, "dhbe", "asr") + 0.10,
+          _measure("dfad", "acc", "asr")),
+    Claim("incomplete_erasing", "blind baselines at 4 % clean data: one of FT/FP/NAD has asr_x9 ≥ its asr + 0.2",
+          ("finetune", "fineprune", "nad"), _incomplete_erasing,
+          lambda r: {f"{lab}.{k}": _m(r, lab, k) for lab in ("finetune", "fineprune", "nad") for k in ("asr", "asr_x9")}),
+    Claim("nad", "NAD with 5 % clean data: asr ≤ 0.20, acc drop ≤ 3 points", ("backdoor", "nad_5pct"),
+          _erasing_claim("nad_5pct", 0.20, 0.03), _measure("nad_5pct", "acc", "asr")),
+    Claim("neural_cleanse", "Neural Cleanse (known target): asr ≤ 0.10", ("backdoor", "neural_cleanse"),
+          _erasing_claim("neural_cleanse", 0.10, 1.0), _measure("neural_cleanse", "acc", "asr")),
+    Claim("abl", "ABL: isolation precision ≥ 0.8, asr ≤ 0.10, acc drop ≤ 3 points", ("backdoor", "abl"),
+          _erasing_claim("abl", 0.10, 0.03, lambda r: _m(r, "abl", "isolation_precision") >= 0.8),
+          _measure("abl", "acc", "asr", "isolation_precision")),
+    Claim("pt", "PT: asr ≤ 0.05, acc drop ≤ 3 points, isolation precision with M′ above M_s's", ("backdoor", "pt"),
+          _erasing_claim("pt", 0.05, 0.03, lambda r: _m(r, "pt", "isolation_precision") > _m(r, "pt", "base_isolation_precision")),
+          _measure("pt", "acc", "asr", "isolation_precision", "base_isolation_precision")),
+    Claim("cbd", "CBD: asr ≤ 0.10, acc drop ≤ 3 points", ("backdoor", "cbd"),
+          _erasing_claim("cbd", 0.10, 0.03), _measure("cbd", "acc", "asr", "mean_weight_poisoned")),
+    Claim("clean_cost", "every defense on a clean model costs ≤ 3 points of accuracy", ("clean",),
+          lambda r: (all(v <= 0.03 for v in _clean_cost(r).values()) if _clean_cost(r) else None), _clean_cost),
+]
+
+
+def verdict(per_seed: List[Optional[bool]]) -> str:
+    judged = [v for v in per_seed if v is not None]
+    if not judged:
+        return "not run"
+    if all(judged):
+        return "holds"
+    return "weak" if sum(judged) * 2 >= len(judged) else "fails"
+
+
+def judge(by_seed: Dict[int, Runs]) -> List[Dict[str, object]]:
+    """One row per claim: verdict, seeds held, and every measured number as mean ± sd over seeds."""
+    rows = []
+    for claim in CLAIMS:
+        seeds = [s for s, runs in sorted(by_seed.items()) if all(lab in runs for lab in claim.needs)]
+        per_seed = [claim.check(by_seed[s]) for s in seeds]
+        numbers: Dict[str, List[float]] = {}
+        for s in seeds:
+            for k, v in claim.measure(by_seed[s]).items():
+                numbers.setdefault(k, []).append(v)
+        rows.append({"claim": claim.name, "text": claim.text, "verdict": verdict(per_seed),
+                     "seeds_held": f"{sum(bool(v) for v in per_seed)}/{len([v for v in per_seed if v is not None])}",
+                     "measured": {k: {"mean": float(np.nanmean(v)) if not all(math.isnan(x) for x in v) else math.nan,
+                                      "sd": float(np.nanstd(v)) if len(v) > 1 else 0.0, "values": v}
+                                  for k, v in numbers.items()}})
+    return rows

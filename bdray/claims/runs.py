@@ -1,0 +1,110 @@
+"""The runs a claims check needs, per seed: a clean model, the backdoored model, every method against
+it, and every defense against the clean model (what a defense costs when there is no attack).
+
+Each run is ``(label, method, config)``; labels are what the claims refer to.  Budgets:
+``smoke`` (a few epochs: plumbing only), ``cpu`` (the methods' CPU-sized defaults), ``paper``
+(the papers' settings where a ``paper()`` exists).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, List, Optional, Tuple
+
+from bdray.config import ConfigError
+from bdray.methods.abl import ABLConfig
+from bdray.methods.backdoor import BackdoorConfig
+from bdray.methods.cbd import CBDConfig
+from bdray.methods.dhbe import DHBEConfig
+from bdray.methods.fineprune import FinePruneConfig
+from bdray.methods.finetune import FinetuneConfig
+from bdray.methods.nad import NADConfig
+from bdray.methods.neural_cleanse import NeuralCleanseConfig
+from bdray.methods.no_defense import NoDefenseConfig
+from bdray.methods.pt import PTConfig
+
+BUDGETS = ("smoke", "cpu", "paper")
+# defense label -> method name (every one of them is also run against the clean model)
+DEFENSES = {"dhbe": "dhbe", "dfad": "dhbe", "finetune": "finetune", "fineprune": "fineprune", "nad": "nad",
+            "nad_5pct": "nad", "neural_cleanse": "neural_cleanse", "abl": "abl", "pt": "pt", "cbd": "cbd"}
+COST_DEFENSES = ("dhbe", "finetune", "nad_5pct", "neural_cleanse", "abl", "pt", "cbd")
+
+Run = Tuple[str, str, Any]
+
+
+def _smoke(label: str, cfg):
+    """A few epochs of everything: checks the plumbing, not the science."""
+    if isinstance(cfg, DHBEConfig):
+        return cfg.replace(epochs=2, iters_per_epoch=3, batch_size=32)
+    if isinstance(cfg, ABLConfig):
+        return cfg.replace(isolation_epochs=2, clean_epochs=1, unlearn_epochs=1)
+    if isinstance(cfg, PTConfig):
+        return cfg.replace(partial_epochs=1, epochs=1)
+    if isinstance(cfg, CBDConfig):
+        return cfg.replace(fb_epochs=1, epochs=2)
+    if isinstance(cfg, (FinetuneConfig, FinePruneConfig, NADConfig, NeuralCleanseConfig)):
+        extra = {"nc_steps": 20} if isinstance(cfg, NeuralCleanseConfig) else {}
+        return cfg.replace(epochs=2, samples_per_epoch=128, **extra)
+    return cfg
+
+
+def defense_config(label: str, backdoor: BackdoorConfig, budget: str, seed: int):
+    """The config of defense ``label`` against ``backdoor`` at ``budget``."""
+    paper = budget == "paper"
+    if label in ("dhbe", "dfad"):
+        cfg = DHBEConfig.paper(backdoor) if paper else DHBEConfig(backdoor=backdoor)
+        if label == "dfad":
+            cfg = cfg.replace(lambda_abr=0.0, trigger_generator=False)
+    elif label == "finetune":
+        cfg = FinetuneConfig(backdoor=backdoor, clean_fraction=0.04)
+    elif label == "fineprune":
+        cfg = FinePruneConfig(backdoor=backdoor, clean_fraction=0.04)
+    elif label == "nad":
+        cfg = NADConfig(backdoor=backdoor, clean_fraction=0.04)
+    elif label == "nad_5pct":
+        cfg = NADConfig(backdoor=backdoor, clean_fraction=0.05)
+    elif label == "neural_cleanse":
+        cfg = NeuralCleanseConfig(backdoor=backdoor, clean_fraction=0.05)
+    elif label == "abl":
+        cfg = ABLConfig.paper(backdoor) if paper else ABLConfig(backdoor=backdoor)
+    elif label == "pt":
+        cfg = PTConfig(backdoor=backdoor)
+    elif label == "cbd":
+        cfg = CBDConfig.paper(backdoor) if paper else CBDConfig(backdoor=backdoor)
+    else:
+        raise ConfigError("methods", label, f"one of {sorted(DEFENSES)}")
+    if dataclasses.is_dataclass(cfg) and hasattr(cfg, "seed"):
+        cfg = cfg.replace(seed=seed)
+    return _smoke(label, cfg) if budget == "smoke" else cfg
+
+
+def plan(backdoor: BackdoorConfig, seeds: List[int], budget: str, methods: Optional[List[str]] = None,
+         clean_cost: bool = True) -> List[Tuple[int, Run]]:
+    """Every ``(seed, (label, method, config))`` a claims check runs."""
+    if budget not in BUDGETS:
+        raise ConfigError("budget", budget, f"one of {BUDGETS}")
+    chosen = list(DEFENSES) if not methods else list(methods)
+    for label in chosen:
+        if label not in DEFENSES:
+            raise ConfigError("methods", label, f"one of {sorted(DEFENSES)}")
+    out: List[Tuple[int, Run]] = []
+    for seed in seeds:
+        attacked = backdoor.replace(seed=seed)
+        if budget == "smoke":
+            attacked = attacked.replace(epochs=3)
+        clean = attacked.replace(poison_rate=0.0)
+        out.append((seed, ("clean", "no_defense", NoDefenseConfig(backdoor=clean, seed=seed))))
+        out.append((seed, ("backdoor", "no_defense", NoDefenseConfig(backdoor=attacked, seed=seed))))
+        for label in chosen:
+            out.append((seed, (label, DEFENSES[label], defense_config(label, attacked, budget, seed))))
+        if clean_cost:
+            for label in chosen:
+                if label in COST_DEFENSES:
+                    out.append((seed, (f"{label}@clean", DEFENSES[label], defense_config(label, clean, budget, seed))))
+    return out
+
+
+def summary_of(cfg) -> Dict[str, Any]:
+    """The settings a claims table prints for a run (dataset/model/attack and the budget fields)."""
+    threat = getattr(cfg, "backdoor", cfg)
+    return {"dataset": threat.dataset, "model": threat.model, "attack": threat.attack,
+            "poison_rate": threat.poison_rate, "backdoor_epochs": threat.epochs}

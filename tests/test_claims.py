@@ -1,0 +1,92 @@
+"""The paper-claims harness: every claim is evaluated at smoke size on the embedded digits (the
+plumbing: runs, reuse of finished runs, verdicts, Markdown + JSON), the verdict rules on hand-made
+numbers, and a reduced check on the real CIFAR-10 subset when ../shared/data has it."""
+import json
+from pathlib import Path
+
+import pytest
+
+from bdray.claims import CLAIMS, judge, plan, run_claims, verdict
+from bdray.claims.__main__ import main
+from bdray.config import ConfigError
+from bdray.methods.backdoor import BackdoorConfig
+from bdray.presets import backdoor_preset, family_of
+
+CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10_partial.npz"
+
+
+def test_verdicts_over_seeds():
+    assert verdict([True, True, True]) == "holds"
+    assert verdict([True, False, True]) == "weak"
+    assert verdict([False, False, True]) == "fails"
+    assert verdict([None]) == "not run"
+
+
+def _seed(clean_asr=0.0, **dhbe):
+    base = {"acc": 0.98, "asr": clean_asr, "asr_x4": 0.0, "asr_x9": 0.0, "collapsed": 0.0}
+    return {"clean": base, "backdoor": {**base, "acc": 0.975, "asr": 1.0, "asr_x4": 1.0, "asr_x9": 1.0},
+            "dhbe": {**base, "acc": 0.97, "asr": 0.01, **dhbe}}
+
+
+def test_a_collapsed_model_fails_however_low_its_asr():
+    rows = {r["claim"]: r for r in judge({0: _seed(), 1: _seed(collapsed=1.0, acc=0.1, asr=0.0)})}
+    assert rows["dhbe"]["verdict"] == "weak" and rows["dhbe"]["seeds_held"] == "1/2"
+    assert rows["dhbe"]["measured"]["dhbe.asr"]["values"] == [0.01, 0.0]
+
+
+def test_amplified_triggers_are_judged_against_the_clean_model():
+    seed = _seed(asr_x9=0.45)
+    assert {r["claim"]: r for r in judge({0: seed})}["dhbe"]["verdict"] == "fails"
+    seed["clean"]["asr_x9"] = 0.43  # nine patches fool the clean model too (32×32 colour images)
+    assert {r["claim"]: r for r in judge({0: seed})}["dhbe"]["verdict"] == "holds"
+
+
+def test_plan_names_every_run_and_rejects_unknown_methods():
+    runs = plan(BackdoorConfig(), [0, 1], "cpu")
+    labels = {lab for _, (lab, _, _) in runs}
+    assert {"clean", "backdoor", "dhbe", "dfad", "abl", "pt", "cbd", "cbd@clean"} <= labels
+    assert all(cfg.seed == seed for seed, (_, _, cfg) in runs)
+    clean = [cfg for _, (lab, _, cfg) in runs if lab == "clean"][0]
+    assert clean.backdoor.poison_rate == 0.0
+    with pytest.raises(ConfigError, match="methods"):
+        plan(BackdoorConfig(), [0], "cpu", methods=["magic"])
+    with pytest.raises(ConfigError, match="budget"):
+        plan(BackdoorConfig(), [0], "huge")
+
+
+def test_presets_are_chosen_by_image_shape():
+    assert family_of((1, 16, 16)) == "digits16"
+    assert family_of((1, 28, 28)) == "grey28"
+    assert family_of((3, 32, 32)) == "colour32"
+    assert family_of((3, 64, 64)) == "faces64"
+    assert backdoor_preset((3, 32, 32), "paper")[1]["model"] == "resnet18"
+
+
+@pytest.mark.slow
+def test_smoke_harness_evaluates_every_claim_and_reuses_finished_runs(tmp_path, capsys):
+    out = tmp_path / "claims"
+    assert main(["--budget", "smoke", "--seeds", "1", "--out", str(out)]) == 0
+    doc = json.loads((out / "claims.json").read_text())
+    assert [r["claim"] for r in doc["claims"]] == [c.name for c in CLAIMS]
+    assert all(r["verdict"] in ("holds", "weak", "fails") for r in doc["claims"])  # every claim evaluated
+    assert set(doc["runs"]["0"]) >= {"clean", "backdoor", "dhbe", "nad_5pct", "abl@clean"}
+    assert "| claim | verdict |" in (out / "claims.md").read_text()
+    printed = capsys.readouterr().out
+    assert "preset 'digits16'" in printed
+    # a second call with the same folder reuses every finished run
+    doc2 = run_claims(BackdoorConfig(), [0], "smoke", str(out), log=lambda *_: None)
+    assert doc2["runs"][0] == {k: v for k, v in doc["runs"]["0"].items()}
+
+
+@pytest.mark.slow
+def test_reduced_harness_on_the_real_cifar10_subset(tmp_path):
+    if not CIFAR.exists():
+        pytest.skip(f"{CIFAR} is not here (../shared/data is only on the project's machines)")
+    out = tmp_path / "cifar"
+    assert main(["--dataset", "npz", "--data-root", str(CIFAR), "--budget", "smoke", "--seeds", "1",
+                 "--methods", "cbd", "--no-clean-cost", "--out", str(out)]) == 0
+    doc = json.loads((out / "claims.json").read_text())
+    runs = doc["runs"]["0"]
+    assert set(runs) == {"clean", "backdoor", "cbd"}
+    assert runs["backdoor"]["asr"] > runs["clean"]["asr"]  # even 3 epochs implant the patch on real images
+    assert doc["settings"]["dataset"] == "npz"
