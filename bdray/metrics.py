@@ -61,12 +61,12 @@ def backdoor_metrics(pred_clean: torch.Tensor, pred_triggered: torch.Tensor, lab
                      target: int) -> Dict[str, float]:
     share = majority_share(pred_clean)
     return {
-        "pred_majority_share": share,
-        "collapsed": float(share >= COLLAPSE_SHARE),
         "acc": accuracy(pred_clean, labels),
         "asr": attack_success_rate(pred_triggered, labels, target),
         "asr_cond": conditional_asr(pred_clean, pred_triggered, labels, target),
         "ra": robust_accuracy(pred_triggered, labels, target),
+        "collapsed": float(share >= COLLAPSE_SHARE),
+        "pred_majority_share": share,
     }
 
 

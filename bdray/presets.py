@@ -22,6 +22,49 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
 }
 
 
+# Budgets: "cpu" (the methods' CPU-sized defaults), "paper" (each paper's settings); "auto" = cpu
+# for the embedded digits and a user's own npz, paper for the torchvision datasets (cifar10, ...)
+CPU_BY_DEFAULT = ("digits", "npz", "digits_biased")
+
+
+def resolve_budget(dataset: str, budget: str = "auto") -> str:
+    if budget not in ("auto", "cpu", "paper", "smoke"):
+        from bdray.config import ConfigError
+
+        raise ConfigError("budget", budget, "one of auto, cpu, paper, smoke")
+    if budget != "auto":
+        return budget
+    return "cpu" if dataset in CPU_BY_DEFAULT else "paper"
+
+
+def image_shape_of(dataset: str, data_root: str | None = None) -> Tuple[int, int, int]:
+    """(C, H, W) of a dataset's images without loading it: the known shapes, or the header of an npz
+    file's ``x_train`` (or ``x``) array."""
+    from bdray.data import KNOWN_SHAPES
+
+    if dataset in KNOWN_SHAPES:
+        return KNOWN_SHAPES[dataset][0]
+    if dataset != "npz" or not data_root:
+        from bdray.config import ConfigError
+
+        raise ConfigError("dataset", dataset, "a dataset of known shape, or npz with --data-root")
+    import os
+    import zipfile
+
+    import numpy as np
+
+    with zipfile.ZipFile(os.path.expanduser(data_root)) as z:
+        names = set(z.namelist())
+        key = "x_train.npy" if "x_train.npy" in names else "x.npy"
+        with z.open(key) as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape = read(f)[0]
+    if len(shape) == 3:
+        return (1, shape[1], shape[2])
+    return (shape[3], shape[1], shape[2])
+
+
 def family_of(image_shape: Tuple[int, int, int]) -> str:
     """The preset family of images of ``image_shape`` (C, H, W)."""
     c, h, w = image_shape

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bdray.methods.backdoor import BackdoorConfig  # noqa: E402
 from bdray.methods.dhbe import DHBEConfig  # noqa: E402
 from bdray.runtime import run_local  # noqa: E402
-from bdray.sweep.cli import BACKDOOR_PRESETS  # noqa: E402
+from bdray.presets import backdoor_preset, image_shape_of, resolve_budget  # noqa: E402
 
 BASELINES = {"finetune": [0.01, 0.02, 0.04], "fineprune": [0.01, 0.02], "nad": [0.01, 0.02]}
 
@@ -43,11 +43,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="JSON output (default: benchmarks/results/amplified_<dataset>.json)")
     args = p.parse_args(argv)
 
-    digits = args.dataset == "digits"
-    preset = BACKDOOR_PRESETS.get(args.dataset, BACKDOOR_PRESETS["default"])
+    digits = resolve_budget(args.dataset) == "cpu"  # the digits' and npz files' CPU-sized settings
+    _, preset = backdoor_preset(image_shape_of(args.dataset, args.data_root), "cpu" if digits else "paper")
+    if args.model:
+        preset["model"] = args.model
     backdoor = BackdoorConfig.from_dict({**preset, "dataset": args.dataset, "data_root": args.data_root,
                                          "download": args.download,
-                                         "model": args.model or ("small_cnn" if digits else "resnet18"),
                                          "attack_params": {"trigger_size": args.trigger_size}})
     dhbe = DHBEConfig(backdoor=backdoor) if digits else DHBEConfig.paper(backdoor)
     if args.dhbe_lambda is not None:

@@ -25,16 +25,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bdray.methods import get_method  # noqa: E402
 from bdray.methods.dhbe import DHBEConfig  # noqa: E402
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all, default_name  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, budget, resources, run_all, default_name  # noqa: E402
 
 BLIND_BASELINES = ("finetune", "fineprune", "nad")
 # lr range of the blind baselines: the paper's 0.002–0.02 (CIFAR-10, 2000 samples per epoch); the
 # embedded digits train on 500 samples per epoch and need a larger lr before the backdoor moves.
-COMPARE_LR = {"digits": (0.01, 0.08), "default": (0.002, 0.02)}
+COMPARE_LR = {"cpu": (0.01, 0.08), "paper": (0.002, 0.02)}  # by budget (cpu: 500 samples per epoch)
 
 
 def dhbe_base(args, backdoor) -> DHBEConfig:
-    cfg = DHBEConfig(backdoor=backdoor) if args.dataset == "digits" else DHBEConfig.paper(backdoor)
+    cfg = DHBEConfig.paper(backdoor) if budget(args) == "paper" else DHBEConfig(backdoor=backdoor)
     if args.smoke_test:
         cfg = cfg.replace(epochs=2, iters_per_epoch=3)
     if args.epochs:
@@ -52,7 +52,7 @@ def build_sweeps(args) -> list:
                     search_space={"student_lr": tune.loguniform(args.lr_min, args.lr_max)},
                     num_samples=2 if args.smoke_test else args.num_samples, **res)]
     if args.compare:
-        default_lo, default_hi = COMPARE_LR.get(args.dataset, COMPARE_LR["default"])
+        default_lo, default_hi = COMPARE_LR[budget(args)]
         lo = default_lo if args.compare_lr_min is None else args.compare_lr_min
         hi = default_hi if args.compare_lr_max is None else args.compare_lr_max
         small = args.smoke_test  # smoke: 2 lrs, 1 subset, 1 fraction unless given explicitly

@@ -3,6 +3,7 @@ papers' settings on real datasets (``.paper()``), and tiny trainings for ``--smo
 from __future__ import annotations
 
 from bdray.methods import get_method
+from bdray.sweep.cli import budget
 
 TRAINING_DEFENSES = ("no_defense", "abl", "pt", "cbd")
 
@@ -17,7 +18,7 @@ SMOKE = {
 def defense_config(method: str, args, backdoor, **overrides):
     """``method``'s config against the poisoned data of ``backdoor``."""
     cls = get_method(method).config_cls
-    if args.dataset != "digits" and hasattr(cls, "paper"):
+    if budget(args) == "paper" and hasattr(cls, "paper"):
         cfg = cls.paper(backdoor)
     else:
         cfg = cls(backdoor=backdoor)

@@ -90,3 +90,23 @@ def test_reduced_harness_on_the_real_cifar10_subset(tmp_path):
     assert set(runs) == {"clean", "backdoor", "cbd"}
     assert runs["backdoor"]["asr"] > runs["clean"]["asr"]  # even 3 epochs implant the patch on real images
     assert doc["settings"]["dataset"] == "npz"
+
+
+def test_sweeps_pick_the_preset_by_image_shape_and_name_the_file(tmp_path, capsys):
+    import numpy as np
+
+    from sweeps import dhbe_lr
+
+    path = tmp_path / "my data.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, x=rng.integers(0, 255, (40, 32, 32, 3), dtype=np.uint8), y=np.arange(40) % 4)
+    (own,) = dhbe_lr.build_sweeps(dhbe_lr.parse_args(["--dataset", "npz", "--data-root", str(path)]))
+    assert "preset 'colour32'" in capsys.readouterr().out  # printed before anything trains
+    assert own.base_config.backdoor.model == "small_cnn" and own.base_config.backdoor.epochs == 20
+    assert own.base_config.epochs == 12  # DHBE's CPU budget, not the paper's 300 epochs
+    assert own.name.startswith("dhbe_lr_npz_my_data_") and len(own.name) == len("dhbe_lr_npz_my_data_") + 6
+    (paper,) = dhbe_lr.build_sweeps(dhbe_lr.parse_args(["--dataset", "npz", "--data-root", str(path),
+                                                        "--budget", "paper", "--smoke-test"]))
+    assert paper.base_config.backdoor.model == "resnet18" and paper.name.endswith("_smoke")
+    (cifar,) = dhbe_lr.build_sweeps(dhbe_lr.parse_args(["--dataset", "cifar10"]))
+    assert cifar.base_config.epochs == 300 and cifar.name == "dhbe_lr_cifar10"

@@ -33,6 +33,19 @@ def test_ra_is_true_label_under_trigger():
 
 def test_backdoor_metrics_bundle_and_empty_cases():
     m = backdoor_metrics(CLEAN, TRIGGERED, LABELS, 0)
-    assert set(m) == {"acc", "asr", "asr_cond", "ra"}
+    assert set(m) == {"acc", "asr", "asr_cond", "ra", "collapsed", "pred_majority_share"}
     only_target = torch.zeros(3, dtype=torch.long)
     assert math.isnan(attack_success_rate(only_target, only_target, 0))
+
+
+def test_a_model_predicting_one_class_is_flagged_collapsed():
+    import torch
+
+    from bdray.metrics import backdoor_metrics
+
+    labels = torch.arange(100) % 10
+    one_class = backdoor_metrics(torch.full((100,), 3), torch.full((100,), 3), labels, 0)
+    assert one_class["collapsed"] == 1.0 and one_class["pred_majority_share"] == 1.0
+    assert one_class["asr"] == 0.0  # a perfect-looking "defense"
+    healthy = backdoor_metrics(labels.clone(), labels.clone(), labels, 0)
+    assert healthy["collapsed"] == 0.0 and healthy["pred_majority_share"] == 0.1

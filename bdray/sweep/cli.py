@@ -7,15 +7,6 @@ from typing import Any, Dict
 from bdray.methods.backdoor import BackdoorConfig
 from bdray.sweep.runner import DEFAULT_STORAGE
 
-# Attack-training settings per dataset: the embedded digits are CPU-sized; real datasets follow
-# the papers (ResNet-18 style training).
-BACKDOOR_PRESETS: Dict[str, Dict[str, Any]] = {
-    "digits": {},
-    "mnist": {"epochs": 20, "batch_size": 128, "lr": 0.05, "crop_padding": 2},
-    "default": {"epochs": 100, "batch_size": 128, "lr": 0.1, "crop_padding": 4},
-}
-
-
 def add_common_args(parser: argparse.ArgumentParser, default_samples: int = 6) -> argparse.ArgumentParser:
     """The run flags plus the attack flags (dataset, model, attack, poisoning)."""
     add = parser.add_argument
@@ -27,6 +18,9 @@ def add_common_args(parser: argparse.ArgumentParser, default_samples: int = 6) -
     add("--poison-rate", type=float, default=0.1)
     add("--target-class", type=int, default=0)
     add("--trigger-size", type=int, default=None)
+    add("--budget", choices=("auto", "cpu", "paper"), default="auto",
+        help="cpu: the methods' CPU-sized defaults; paper: the papers' settings; auto: cpu for digits and npz "
+             "files, paper for the torchvision datasets (bdray/presets.py, printed before training)")
     return add_run_args(parser, default_samples)
 
 
@@ -51,12 +45,24 @@ def add_run_args(parser: argparse.ArgumentParser, default_samples: int = 6) -> a
     return parser
 
 
+def budget(args) -> str:
+    """cpu or paper: which settings the sweep's methods take (``--budget``, auto by dataset)."""
+    from bdray.presets import resolve_budget
+
+    return resolve_budget(args.dataset, getattr(args, "budget", "auto"))
+
+
 def backdoor_config(args, **overrides: Any) -> BackdoorConfig:
-    """The attack to erase, from the flags (and the dataset's training preset)."""
-    preset = BACKDOOR_PRESETS.get(args.dataset, BACKDOOR_PRESETS["default"])
+    """The attack to erase, from the flags and the data's preset (``bdray/presets.py``, chosen by
+    image shape and budget; printed)."""
+    from bdray.presets import backdoor_preset, describe, image_shape_of
+
+    family, preset = backdoor_preset(image_shape_of(args.dataset, args.data_root), budget(args))
+    if args.model:
+        preset["model"] = args.model
+    print(f"{args.dataset} ({budget(args)} budget): {describe(family, preset)}")
     params = {"trigger_size": args.trigger_size} if args.trigger_size else {}
     values = {**preset, "dataset": args.dataset, "data_root": args.data_root, "download": args.download,
-              "model": args.model or ("small_cnn" if args.dataset in ("digits", "mnist") else "resnet18"),
               "attack": args.attack, "attack_params": params, "poison_rate": args.poison_rate,
               "target_class": args.target_class}
     if args.smoke_test:
