@@ -85,6 +85,16 @@ def backdoor_preset(image_shape: Tuple[int, int, int], budget: str = "cpu") -> T
     return family, dict(PRESETS[family]["paper" if budget == "paper" else "cpu"])
 
 
+def preset_for(dataset: str, data_root: str | None = None, budget: str = "cpu",
+               model: str | None = None) -> Tuple[str, Dict[str, Any]]:
+    """``(family, BackdoorConfig fields)`` of a dataset at ``budget`` (resolved: cpu|paper|smoke),
+    without loading it; ``model`` overrides the preset's."""
+    family, values = backdoor_preset(image_shape_of(dataset, data_root), budget)
+    if model:
+        values["model"] = model
+    return family, values
+
+
 def describe(family: str, values: Dict[str, Any]) -> str:
     shown = ", ".join(f"{k}={v}" for k, v in values.items()) or "BackdoorConfig defaults"
     return f"preset '{family}': {shown}"

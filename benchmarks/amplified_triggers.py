@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bdray.methods.backdoor import BackdoorConfig  # noqa: E402
 from bdray.methods.dhbe import DHBEConfig  # noqa: E402
 from bdray.runtime import run_local  # noqa: E402
-from bdray.presets import backdoor_preset, image_shape_of, resolve_budget  # noqa: E402
+from bdray.presets import preset_for, resolve_budget  # noqa: E402
 
 BASELINES = {"finetune": [0.01, 0.02, 0.04], "fineprune": [0.01, 0.02], "nad": [0.01, 0.02]}
 
@@ -44,9 +44,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     digits = resolve_budget(args.dataset) == "cpu"  # the digits' and npz files' CPU-sized settings
-    _, preset = backdoor_preset(image_shape_of(args.dataset, args.data_root), "cpu" if digits else "paper")
-    if args.model:
-        preset["model"] = args.model
+    _, preset = preset_for(args.dataset, args.data_root, "cpu" if digits else "paper", args.model)
     backdoor = BackdoorConfig.from_dict({**preset, "dataset": args.dataset, "data_root": args.data_root,
                                          "download": args.download,
                                          "attack_params": {"trigger_size": args.trigger_size}})

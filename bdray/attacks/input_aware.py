@@ -183,4 +183,3 @@ def train_generators(p: InputAwareParams, pattern_net: TriggerNet, mask_net: Tri
         loss.backward()
         opt.step()
     pattern_net.eval()
-    mask_net.requires_grad_(True)

@@ -26,19 +26,14 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     from bdray.claims import run_claims
-    from bdray.data import load_dataset
     from bdray.methods.backdoor import BackdoorConfig
-    from bdray.presets import backdoor_preset, describe
+    from bdray.presets import describe, preset_for
     from bdray.sweep.cli import dataset_tag
 
     args = parse_args(argv)
     try:
-        data = load_dataset(args.dataset, args.data_root, args.download)
-        family, preset = backdoor_preset(data.image_shape, args.budget)
-        if args.model:
-            preset["model"] = args.model
-        print(f"{args.dataset}: {len(data.train)} train / {len(data.test)} test images of shape "
-              f"{tuple(data.image_shape)}; {describe(family, preset)}")
+        family, preset = preset_for(args.dataset, args.data_root, args.budget, args.model)
+        print(f"{args.dataset} ({args.budget} budget): {describe(family, preset)}")
         backdoor = BackdoorConfig(dataset=args.dataset, data_root=args.data_root, download=args.download, **preset)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -114,6 +114,12 @@ def verdict(per_seed: List[Optional[bool]]) -> str:
     return "weak" if sum(judged) * 2 >= len(judged) else "fails"
 
 
+def _stats(values: List[float]) -> Dict[str, object]:
+    finite = [v for v in values if not math.isnan(v)]
+    return {"mean": float(np.mean(finite)) if finite else math.nan,
+            "sd": float(np.std(finite)) if len(finite) > 1 else 0.0, "values": values}
+
+
 def judge(by_seed: Dict[int, Runs]) -> List[Dict[str, object]]:
     """One row per claim: verdict, seeds held, and every measured number as mean ± sd over seeds."""
     rows = []
@@ -126,7 +132,5 @@ def judge(by_seed: Dict[int, Runs]) -> List[Dict[str, object]]:
                 numbers.setdefault(k, []).append(v)
         rows.append({"claim": claim.name, "text": claim.text, "verdict": verdict(per_seed),
                      "seeds_held": f"{sum(bool(v) for v in per_seed)}/{len([v for v in per_seed if v is not None])}",
-                     "measured": {k: {"mean": float(np.nanmean(v)) if not all(math.isnan(x) for x in v) else math.nan,
-                                      "sd": float(np.nanstd(v)) if len(v) > 1 else 0.0, "values": v}
-                                  for k, v in numbers.items()}})
+                     "measured": {k: _stats(v) for k, v in numbers.items()}})
     return rows

@@ -7,7 +7,6 @@ Each run is ``(label, method, config)``; labels are what the claims refer to.  B
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Dict, List, Optional, Tuple
 
 from bdray.config import ConfigError
@@ -72,8 +71,7 @@ def defense_config(label: str, backdoor: BackdoorConfig, budget: str, seed: int)
         cfg = CBDConfig.paper(backdoor) if paper else CBDConfig(backdoor=backdoor)
     else:
         raise ConfigError("methods", label, f"one of {sorted(DEFENSES)}")
-    if dataclasses.is_dataclass(cfg) and hasattr(cfg, "seed"):
-        cfg = cfg.replace(seed=seed)
+    cfg = cfg.replace(seed=seed)
     return _smoke(label, cfg) if budget == "smoke" else cfg
 
 

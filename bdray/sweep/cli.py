@@ -55,11 +55,9 @@ def budget(args) -> str:
 def backdoor_config(args, **overrides: Any) -> BackdoorConfig:
     """The attack to erase, from the flags and the data's preset (``bdray/presets.py``, chosen by
     image shape and budget; printed)."""
-    from bdray.presets import backdoor_preset, describe, image_shape_of
+    from bdray.presets import describe, preset_for
 
-    family, preset = backdoor_preset(image_shape_of(args.dataset, args.data_root), budget(args))
-    if args.model:
-        preset["model"] = args.model
+    family, preset = preset_for(args.dataset, args.data_root, budget(args), args.model)
     print(f"{args.dataset} ({budget(args)} budget): {describe(family, preset)}")
     params = {"trigger_size": args.trigger_size} if args.trigger_size else {}
     values = {**preset, "dataset": args.dataset, "data_root": args.data_root, "download": args.download,
