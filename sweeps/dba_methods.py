@@ -25,7 +25,7 @@ def build_sweeps(args) -> list:
     from ray import tune
 
     base = base_config(args)
-    targets = args.targets or all_targets(base.dataset, base.bias_attribute)
+    targets = args.targets or all_targets(base.dataset, base.bias_attribute, base.data_root)
     multi_targets = targets[:2] if args.smoke_test else targets
     if args.smoke_test:
         targets, seeds = targets[:1], [0]

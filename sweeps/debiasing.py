@@ -3,7 +3,7 @@ attribute-data flags, the digits-sized defaults or the paper's training on faces
 and tiny trainings for ``--smoke-test``."""
 from __future__ import annotations
 
-from bdray.data.attributes import SOURCES
+from bdray.data.attributes import ATTRIBUTE_DATASET_NAMES, attribute_source
 from bdray.data.faces import CELEBA_GENDER_EXCLUDED
 from bdray.methods.debias import DebiasConfig
 
@@ -12,9 +12,10 @@ SMOKE = {"epochs": 2}
 
 def add_data_args(parser) -> None:
     add = parser.add_argument
-    add("--dataset", default="digits_biased", choices=sorted(SOURCES),
-        help="digits_biased (embedded, no download), celeba, utkface")
-    add("--data-root", default=None, help="data folder (CelebA: <root>/celeba/, UTKFace: <root>/UTKFace/)")
+    add("--dataset", default="digits_biased", choices=sorted(ATTRIBUTE_DATASET_NAMES),
+        help="digits_biased (embedded, no download), celeba, utkface, npz (your own attribute file)")
+    add("--data-root", default=None, help="data folder (CelebA: <root>/celeba/, UTKFace: <root>/UTKFace/) or, "
+        "for npz, the .npz with x, y (targets), a (bias attributes)")
     add("--download", action="store_true", help="let torchvision download CelebA")
     add("--bias", default=None, help="bias attribute (default: stroke_colour / Male / race_white)")
     add("--bias-strength", type=float, default=0.9, help="digits_biased: share of each class with A = Y")
@@ -31,15 +32,17 @@ def base_config(args, **overrides) -> DebiasConfig:
     if args.epochs:
         values["epochs"] = args.epochs
     values.update(overrides)
-    cfg = DebiasConfig(**values) if args.dataset == "digits_biased" else DebiasConfig.paper(**values)
+    # the embedded digits and a user's own file get the CPU-sized defaults, the face sets the paper's
+    cpu = args.dataset in ("digits_biased", "npz")
+    cfg = DebiasConfig(**values) if cpu else DebiasConfig.paper(**values)
     return cfg.replace(**SMOKE) if args.smoke_test else cfg
 
 
-def all_targets(dataset: str, bias: str) -> list:
+def all_targets(dataset: str, bias: str, data_root=None) -> list:
     """The paper's targets: CelebA every attribute but the bias (with Male as bias also without the
     five the paper leaves out as unsuitable: 34 targets; with Young 39), UTKFace age > 35, the
-    embedded digits every digit property."""
-    source = SOURCES[dataset]
+    embedded digits every digit property, an npz file every target column."""
+    source = attribute_source(dataset, data_root)
     if dataset == "utkface":
         return [t for t in source.default_targets if t != bias]
     skip = {bias, *(CELEBA_GENDER_EXCLUDED if dataset == "celeba" and bias == "Male" else ())}

@@ -44,7 +44,10 @@ def test_amplified_triggers_are_judged_against_the_clean_model():
 def test_plan_names_every_run_and_rejects_unknown_methods():
     runs = plan(BackdoorConfig(), [0, 1], "cpu")
     labels = {lab for _, (lab, _, _) in runs}
-    assert {"clean", "backdoor", "dhbe", "dfad", "abl", "pt", "cbd", "cbd@clean"} <= labels
+    assert {"clean", "backdoor", "dhbe", "dfad", "abl", "pt", "cbd", "cbd@clean", "dba", "dba_normal"} <= labels
+    fairness_only = plan(BackdoorConfig(), [0], "cpu", methods=["dba"])
+    assert [(lab, cfg.strategy) for _, (lab, _, cfg) in fairness_only] == [
+        ("dba_normal", "normal"), ("dba_undersampling", "undersampling"), ("dba", "dba")]
     assert all(cfg.seed == seed for seed, (_, _, cfg) in runs)
     clean = [cfg for _, (lab, _, cfg) in runs if lab == "clean"][0]
     assert clean.backdoor.poison_rate == 0.0
@@ -69,7 +72,8 @@ def test_smoke_harness_evaluates_every_claim_and_reuses_finished_runs(tmp_path, 
     doc = json.loads((out / "claims.json").read_text())
     assert [r["claim"] for r in doc["claims"]] == [c.name for c in CLAIMS]
     assert all(r["verdict"] in ("holds", "weak", "fails") for r in doc["claims"])  # every claim evaluated
-    assert set(doc["runs"]["0"]) >= {"clean", "backdoor", "dhbe", "nad_5pct", "abl@clean"}
+    assert set(doc["runs"]["0"]) >= {"clean", "backdoor", "dhbe", "nad_5pct", "abl@clean", "dba", "dba_undersampling"}
+    assert "opp" in doc["runs"]["0"]["dba"]
     assert "| claim | verdict |" in (out / "claims.md").read_text()
     printed = capsys.readouterr().out
     assert "preset 'digits16'" in printed

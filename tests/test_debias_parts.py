@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from bdray.config import ConfigError
+from bdray.runtime import run_local
 
 
 # --- real formats, tiny files ------------------------------------------------------------------
@@ -216,3 +217,81 @@ def test_dba_sweep_scripts_reject_bad_grids_before_any_ray_work():
         (sweep,) = dba_methods.build_sweeps(dba_methods.parse_args(["--dataset", "celeba", "--bias", bias]))
         assert len(sweep.search_space["targets"]["grid_search"]) == count
         assert sweep.base_config.model == "resnet9" and sweep.base_config.lr_schedule == "constant"
+
+
+def _write_attribute_npz(path, split=True, **override):
+    from bdray.data.attributes import load_digits_biased
+
+    d = load_digits_biased(targets=("ge5", "even"), bias_strength=0.9, seed=0)
+    nhwc = lambda s: s.images.permute(0, 2, 3, 1).numpy()  # noqa: E731
+    if split:
+        arrays = dict(x_train=nhwc(d.train), y_train=d.train.y.numpy(), a_train=d.train.a.numpy(),
+                      x_test=nhwc(d.test), y_test=d.test.y.numpy(), a_test=d.test.a.numpy())
+    else:
+        arrays = dict(x=nhwc(d.train), y=d.train.y.numpy(), a=d.train.a.numpy())
+    arrays.update(y_names=np.array(["ge5", "even"]), a_names=np.array(["colour"]))
+    arrays.update(override)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return d
+
+
+def test_attribute_npz_loads_the_same_data_and_names_its_columns(tmp_path):
+    from bdray.data.attributes import load_attribute_dataset
+
+    path = tmp_path / "attrs.npz"
+    original = _write_attribute_npz(path)
+    d = load_attribute_dataset("npz", data_root=str(path), targets=("even",))
+    assert d.target_names == ("even",) and d.bias_name == "colour"
+    assert torch.equal(d.train.images, original.train.images)
+    assert torch.equal(d.train.y[:, 0], original.train.y[:, 1]) and torch.equal(d.test.a, original.test.a)
+    # unsplit: a seeded split, stratified by the (first target, bias) cells
+    whole = tmp_path / "whole.npz"
+    _write_attribute_npz(whole, split=False, y_names=None, a_names=None)
+    u = load_attribute_dataset("npz", data_root=str(whole), seed=3)
+    assert u.target_names == ("y0",) and u.bias_name == "a0"
+    assert len(u.train) + len(u.test) == len(original.train) and abs(len(u.test) / len(original.train) - 0.2) < 0.01
+    cells = lambda s: torch.bincount(s.y[:, 0] * 2 + s.a, minlength=4).double()  # noqa: E731
+    assert torch.allclose(cells(u.test) / len(u.test), cells(u.train) / len(u.train), atol=0.01)
+
+
+def test_dba_on_an_attribute_npz_matches_the_same_data_built_in(tmp_path):
+    """The biased digits written to an npz and read back train to the very same numbers."""
+    path = tmp_path / "attrs.npz"
+    original = _write_attribute_npz(path)
+    common = {"strategy": "dba", "epochs": 4, "targets": ("ge5",), "seed": 0}
+    from_file = run_local("debias", {**common, "dataset": "npz", "data_root": str(path), "bias_attribute": "colour"},
+                          device="cpu", verbose=False).metrics
+    built_in = run_local("debias", {**common, "dataset": "digits_biased"}, device="cpu", verbose=False).metrics
+    assert from_file["train_samples"] == len(original.train)  # DBA keeps every sample
+    assert from_file["triggered_samples"] == built_in["triggered_samples"] > 0
+    for key in ("acc", "eacc", "opp", "odds"):
+        assert from_file[key] == pytest.approx(built_in[key], abs=1e-6), key
+
+
+@pytest.mark.parametrize("override, field", [
+    ({"y_train": np.full(1437, 2)}, "y_train"),
+    ({"a_names": np.array(["c1", "c2"])}, "a_names"),
+    ({"x_train": None, "x_test": None}, "data_root"),
+])
+def test_attribute_npz_errors_name_the_array(tmp_path, override, field):
+    from bdray.config import ConfigError
+    from bdray.methods.debias import DebiasConfig
+
+    path = tmp_path / "bad.npz"
+    _write_attribute_npz(path, **override)
+    with pytest.raises(ConfigError) as err:  # at config time, before any training
+        DebiasConfig(dataset="npz", data_root=str(path))
+    assert err.value.field == field
+
+
+def test_attribute_npz_config_checks_names_before_loading(tmp_path):
+    from bdray.config import ConfigError
+    from bdray.methods.debias import DebiasConfig
+
+    path = tmp_path / "attrs.npz"
+    _write_attribute_npz(path)
+    assert DebiasConfig(dataset="npz", data_root=str(path)).targets == ("ge5",)
+    with pytest.raises(ConfigError, match="targets"):
+        DebiasConfig(dataset="npz", data_root=str(path), targets=("age",))
+    with pytest.raises(ConfigError, match="data_root"):
+        DebiasConfig(dataset="npz", data_root=str(tmp_path / "missing.npz"))

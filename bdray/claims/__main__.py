@@ -18,6 +18,9 @@ def parse_args(argv=None):
     p.add_argument("--budget", choices=("smoke", "cpu", "paper"), default="cpu")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local: one run after another in this process; ray: each run a Ray task")
+    p.add_argument("--attribute-dataset", default="digits_biased",
+                   help="DBA's attribute data: digits_biased (embedded), celeba, utkface, npz")
+    p.add_argument("--attribute-data-root", default=None, help="data folder, or the attribute .npz for npz")
     p.add_argument("--no-clean-cost", action="store_true", help="skip the defenses on a clean model")
     p.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
     p.add_argument("--out", default=None, help="output folder (default ~/bdray_results/claims_<dataset>_<budget>)")
@@ -39,8 +42,17 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     out = args.out or f"~/bdray_results/claims_{dataset_tag(args.dataset, args.data_root)}_{args.budget}"
+    attributes = {"dataset": args.attribute_dataset, "data_root": args.attribute_data_root}
+    try:
+        from bdray.claims.runs import plan
+
+        plan(backdoor, [0], args.budget, args.methods, False, attributes)  # every config valid before any run
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     doc = run_claims(backdoor, list(range(args.seeds)), args.budget, out, methods=args.methods,
-                     executor=args.executor, clean_cost=not args.no_clean_cost, threads=args.threads)
+                     executor=args.executor, clean_cost=not args.no_clean_cost, threads=args.threads,
+                     attributes=attributes)
     from bdray.claims.harness import markdown
 
     print("\n" + markdown(doc["claims"], doc["settings"]))

@@ -100,6 +100,12 @@ CLAIMS: List[Claim] = [
           _measure("pt", "acc", "asr", "isolation_precision", "base_isolation_precision")),
     Claim("cbd", "CBD: asr ≤ 0.10, acc drop ≤ 3 points", ("backdoor", "cbd"),
           _erasing_claim("cbd", 0.10, 0.03), _measure("cbd", "acc", "asr", "mean_weight_poisoned")),
+    Claim("dba", "DBA: equal-opportunity gap (opp) at most half of normal training's, eacc ≥ undersampling's",
+          ("dba_normal", "dba_undersampling", "dba"),
+          lambda r: (_alive(r, "dba") and _m(r, "dba", "opp") <= 0.5 * _m(r, "dba_normal", "opp")
+                     and _m(r, "dba", "eacc") >= _m(r, "dba_undersampling", "eacc")),
+          lambda r: {f"{lab}.{k}": _m(r, lab, k) for lab in ("dba_normal", "dba_undersampling", "dba")
+                     for k in ("acc", "eacc", "opp")}),
     Claim("clean_cost", "every defense on a clean model costs ≤ 3 points of accuracy", ("clean",),
           lambda r: (all(v <= 0.03 for v in _clean_cost(r).values()) if _clean_cost(r) else None), _clean_cost),
 ]

@@ -16,7 +16,7 @@ from bdray.claims.checks import judge
 from bdray.claims.runs import plan, summary_of
 
 KEEP = ("acc", "asr", "asr_x4", "asr_x9", "collapsed", "pred_majority_share", "isolation_precision",
-        "isolation_recall", "base_isolation_precision", "mean_weight_poisoned", "mean_weight_clean", "fb_asr")
+        "isolation_recall", "base_isolation_precision", "mean_weight_poisoned", "mean_weight_clean", "fb_asr", "eacc", "opp", "odds")
 
 
 def _execute(label: str, method: str, cfg, artifact_root: str, threads: int) -> Dict[str, Any]:
@@ -36,13 +36,13 @@ def _execute(label: str, method: str, cfg, artifact_root: str, threads: int) -> 
 
 def run_claims(backdoor, seeds: List[int], budget: str, out_dir: str, methods: Optional[List[str]] = None,
                executor: str = "local", clean_cost: bool = True, artifact_root: Optional[str] = None,
-               threads: int = 0, log=print) -> Dict[str, Any]:
+               threads: int = 0, attributes: Optional[Dict[str, Any]] = None, log=print) -> Dict[str, Any]:
     """Run (or reuse) every run of the plan, judge the claims, write ``claims.md`` and ``claims.json``
     under ``out_dir``; returns the JSON document."""
     out = Path(os.path.expanduser(out_dir))
     (out / "runs").mkdir(parents=True, exist_ok=True)
     artifact_root = artifact_root or str(out / "artifacts")
-    todo = plan(backdoor, seeds, budget, methods, clean_cost)
+    todo = plan(backdoor, seeds, budget, methods, clean_cost, attributes)
     by_seed: Dict[int, Dict[str, Dict[str, float]]] = {s: {} for s in seeds}
     pending = []
     for seed, (label, method, cfg) in todo:
@@ -77,6 +77,8 @@ def run_claims(backdoor, seeds: List[int], budget: str, out_dir: str, methods: O
     rows = judge(by_seed)
     settings = {"budget": budget, "seeds": seeds, "executor": executor, **summary_of(backdoor),
                 "data_root": backdoor.data_root}
+    if any(label == "dba" for _, (label, _m, _c) in todo):
+        settings["attribute_data"] = (attributes or {}).get("data_root") or (attributes or {}).get("dataset", "digits_biased")
     doc = {"settings": settings, "claims": rows, "runs": by_seed}
     (out / "claims.json").write_text(json.dumps(doc, indent=1, default=_jsonable))
     (out / "claims.md").write_text(markdown(rows, settings))

@@ -13,6 +13,7 @@ from bdray.config import ConfigError
 from bdray.methods.abl import ABLConfig
 from bdray.methods.backdoor import BackdoorConfig
 from bdray.methods.cbd import CBDConfig
+from bdray.methods.debias import DebiasConfig
 from bdray.methods.dhbe import DHBEConfig
 from bdray.methods.fineprune import FinePruneConfig
 from bdray.methods.finetune import FinetuneConfig
@@ -26,6 +27,9 @@ BUDGETS = ("smoke", "cpu", "paper")
 DEFENSES = {"dhbe": "dhbe", "dfad": "dhbe", "finetune": "finetune", "fineprune": "fineprune", "nad": "nad",
             "nad_5pct": "nad", "neural_cleanse": "neural_cleanse", "abl": "abl", "pt": "pt", "cbd": "cbd"}
 COST_DEFENSES = ("dhbe", "finetune", "nad_5pct", "neural_cleanse", "abl", "pt", "cbd")
+# DBA (a fairness method) runs on attribute data: normal training, undersampling and DBA per seed
+FAIRNESS_RUNS = {"dba_normal": "normal", "dba_undersampling": "undersampling", "dba": "dba"}
+METHOD_LABELS = tuple(DEFENSES) + ("dba",)
 
 Run = Tuple[str, str, Any]
 
@@ -75,29 +79,43 @@ def defense_config(label: str, backdoor: BackdoorConfig, budget: str, seed: int)
     return _smoke(label, cfg) if budget == "smoke" else cfg
 
 
+def fairness_config(strategy: str, budget: str, seed: int, attributes: Optional[Dict[str, Any]] = None) -> DebiasConfig:
+    """DBA's comparison on attribute data (``attributes``: ``dataset``, ``data_root``; default the
+    embedded biased digits): the CPU defaults, the paper's training on the face sets at ``paper``."""
+    values = {"dataset": "digits_biased", **(attributes or {}), "strategy": strategy, "seed": seed}
+    faces = values["dataset"] in ("celeba", "utkface")
+    cfg = DebiasConfig.paper(**values) if faces and budget == "paper" else DebiasConfig(**values)
+    return cfg.replace(epochs=2) if budget == "smoke" else cfg
+
+
 def plan(backdoor: BackdoorConfig, seeds: List[int], budget: str, methods: Optional[List[str]] = None,
-         clean_cost: bool = True) -> List[Tuple[int, Run]]:
+         clean_cost: bool = True, attributes: Optional[Dict[str, Any]] = None) -> List[Tuple[int, Run]]:
     """Every ``(seed, (label, method, config))`` a claims check runs."""
     if budget not in BUDGETS:
         raise ConfigError("budget", budget, f"one of {BUDGETS}")
-    chosen = list(DEFENSES) if not methods else list(methods)
+    chosen = list(METHOD_LABELS) if not methods else list(methods)
     for label in chosen:
-        if label not in DEFENSES:
-            raise ConfigError("methods", label, f"one of {sorted(DEFENSES)}")
+        if label not in METHOD_LABELS:
+            raise ConfigError("methods", label, f"one of {sorted(METHOD_LABELS)}")
+    defenses = [label for label in chosen if label in DEFENSES]
     out: List[Tuple[int, Run]] = []
     for seed in seeds:
-        attacked = backdoor.replace(seed=seed)
-        if budget == "smoke":
-            attacked = attacked.replace(epochs=3)
-        clean = attacked.replace(poison_rate=0.0)
-        out.append((seed, ("clean", "no_defense", NoDefenseConfig(backdoor=clean, seed=seed))))
-        out.append((seed, ("backdoor", "no_defense", NoDefenseConfig(backdoor=attacked, seed=seed))))
-        for label in chosen:
+        if defenses:
+            attacked = backdoor.replace(seed=seed)
+            if budget == "smoke":
+                attacked = attacked.replace(epochs=3)
+            clean = attacked.replace(poison_rate=0.0)
+            out.append((seed, ("clean", "no_defense", NoDefenseConfig(backdoor=clean, seed=seed))))
+            out.append((seed, ("backdoor", "no_defense", NoDefenseConfig(backdoor=attacked, seed=seed))))
+        for label in defenses:
             out.append((seed, (label, DEFENSES[label], defense_config(label, attacked, budget, seed))))
         if clean_cost:
-            for label in chosen:
+            for label in defenses:
                 if label in COST_DEFENSES:
                     out.append((seed, (f"{label}@clean", DEFENSES[label], defense_config(label, clean, budget, seed))))
+        if "dba" in chosen:
+            for label, strategy in FAIRNESS_RUNS.items():
+                out.append((seed, (label, "debias", fairness_config(strategy, budget, seed, attributes))))
     return out
 
 

@@ -9,6 +9,8 @@ target attributes Y (``y``: N×K, one column per task) and one binary bias attri
   colours), so a model that learned the colour instead of the digit shows up as unfair.
 - ``celeba``: any of its 40 attributes as targets, ``Male`` or ``Young`` as bias (``bdray.data.faces``).
 - ``utkface``: ``age_gt35`` (or ``female``) as target, ``race_white`` (or ``female``) as bias; 7:3 split.
+- ``npz``: a user's own attribute file (images, ``y`` targets, ``a`` bias attributes;
+  ``bdray.data.attribute_files``).
 
 ``check_attribute_request`` validates names and sizes without loading anything.
 """
@@ -101,10 +103,23 @@ def as_targets(targets) -> Tuple[str, ...]:
     return (targets,) if isinstance(targets, str) else tuple(targets)
 
 
-def check_attribute_request(dataset: str, targets, bias: Optional[str], image_size: int = 64) -> Tuple[int, int, int]:
+ATTRIBUTE_DATASET_NAMES = tuple(SOURCES) + ("npz",)
+
+
+def attribute_source(dataset: str, data_root=None) -> AttributeSource:
+    """What ``dataset`` offers; for ``npz`` read from the file's headers (``bdray.data.attribute_files``)."""
+    check_choice("dataset", dataset, ATTRIBUTE_DATASET_NAMES)
+    if dataset == "npz":
+        from bdray.data.attribute_files import npz_attribute_source
+
+        return npz_attribute_source(data_root)
+    return SOURCES[dataset]
+
+
+def check_attribute_request(dataset: str, targets, bias: Optional[str], image_size: int = 64,
+                            data_root=None) -> Tuple[int, int, int]:
     """Names exist and do not clash; returns the image shape the request will produce."""
-    check_choice("dataset", dataset, SOURCES)
-    source = SOURCES[dataset]
+    source = attribute_source(dataset, data_root)
     targets = as_targets(targets)
     if not targets:
         raise ConfigError("targets", targets, f"at least one target attribute of {dataset}")
@@ -193,8 +208,14 @@ def load_utkface_attributes(targets=("age_gt35",), bias: Optional[str] = None, d
     return _from_arrays("utkface", arrays, targets, bias, hflip=False)
 
 
+def load_npz_attribute_file(**kwargs) -> AttributeDataset:
+    from bdray.data.attribute_files import load_npz_attributes
+
+    return load_npz_attributes(**kwargs)
+
+
 ATTRIBUTE_DATASETS = {"digits_biased": load_digits_biased, "celeba": load_celeba_attributes,
-                      "utkface": load_utkface_attributes}
+                      "utkface": load_utkface_attributes, "npz": load_npz_attribute_file}
 
 
 def load_attribute_dataset(name: str, **kwargs) -> AttributeDataset:

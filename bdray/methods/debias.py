@@ -24,7 +24,8 @@ from bdray.attacks.debias_triggers import DebiasTrigger, add_trigger_channel, ap
 from bdray.config import (Config, ConfigError, check_choice, check_non_negative, check_number, check_positive,
                           check_positive_int, check_rate)
 from bdray.data import augment, iterate_batches, to_float
-from bdray.data.attributes import SOURCES, AttributeDataset, as_targets, check_attribute_request, load_attribute_dataset
+from bdray.data.attributes import (SOURCES, AttributeDataset, as_targets, attribute_source, check_attribute_request,
+                                   load_attribute_dataset)
 from bdray.fairness import cell_counts, task_fairness
 from bdray.methods.common import cosine_lr_factor, resume_from_checkpoint, seed_everything, set_lr
 from bdray.methods.debias_strategies import (STRATEGIES, WithAdversary, reweighing_weights, trigger_marks,
@@ -39,7 +40,7 @@ class DebiasConfig(Config):
     """Defaults suit the embedded ``digits_biased`` data on a CPU; the paper used ResNet9 (``model=
     "resnet9"``), Adam lr 1e-3."""
 
-    dataset: str = "digits_biased"
+    dataset: str = "digits_biased"         # or celeba, utkface, npz (data_root = an attribute .npz)
     data_root: Optional[str] = None
     download: bool = False
     targets: Tuple[str, ...] = ()          # empty: the dataset's default (ge5, Wearing_Lipstick, age_gt35)
@@ -65,9 +66,11 @@ class DebiasConfig(Config):
 
     def __post_init__(self) -> None:
         self.targets = as_targets(self.targets)
-        if self.dataset in SOURCES:  # resolve the defaults, so configs and columns name them
-            self.targets = self.targets or SOURCES[self.dataset].default_targets
-            self.bias_attribute = self.bias_attribute or SOURCES[self.dataset].default_bias
+        if self.dataset in SOURCES or (self.dataset == "npz" and self.data_root):
+            # resolve the defaults, so configs and columns name them
+            source = attribute_source(self.dataset, self.data_root)
+            self.targets = self.targets or source.default_targets
+            self.bias_attribute = self.bias_attribute or source.default_bias
         self.trigger_colors = tuple(self.trigger_colors)
         self.trigger_locations = tuple(self.trigger_locations)
         super().__post_init__()
@@ -82,7 +85,8 @@ class DebiasConfig(Config):
         return DebiasTrigger(self.trigger_size, self.trigger_colors, self.trigger_locations, self.trigger_channel)
 
     def validate(self) -> None:
-        shape = check_attribute_request(self.dataset, self.targets, self.bias_attribute, self.image_size)
+        shape = check_attribute_request(self.dataset, self.targets, self.bias_attribute, self.image_size,
+                                        data_root=self.data_root)
         check_choice("model", self.model, MODELS.names())
         check_choice("strategy", self.strategy, STRATEGIES)
         check_rate("bias_strength", self.bias_strength)

@@ -108,6 +108,22 @@ def complement(indices: torch.Tensor, n: int) -> torch.Tensor:
     return torch.nonzero(keep).flatten()
 
 
+def accuracy_on(model: torch.nn.Module, split: Split, indices: torch.Tensor) -> float:
+    """Share of ``split[indices]`` that ``model`` (eval mode, no augmentation) predicts as labelled:
+    for an isolated set, how much of it the model still fits (one host sync)."""
+    if len(indices) == 0:
+        return math.nan
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            idx = indices.to(split.images.device)
+            pred = model(to_float(split.images[idx])).argmax(1)
+            return float((pred == split.labels[idx]).float().mean())
+    finally:
+        model.train(was_training)
+
+
 def isolation_quality(isolated: torch.Tensor, poison_indices: torch.Tensor, prefix: str = "") -> Dict[str, float]:
     """``isolation_precision``, ``isolation_recall`` and ``isolated_samples`` (with ``prefix``)."""
     hits = int(torch.isin(isolated, poison_indices).sum()) if len(isolated) else 0
@@ -130,10 +146,12 @@ def sgd(model: torch.nn.Module, lr: float, cfg: PoisonedTrainingConfig) -> torch
 
 
 def augmented_batch(split: Split, indices: torch.Tensor, cfg: PoisonedTrainingConfig, hflip: bool,
-                    gen: torch.Generator):
+                    gen: torch.Generator, augmented: bool = True):
     """(augmented images, labels, indices on the data's device) of ``split[indices]``."""
     idx = indices.to(split.images.device)
-    x = augment(to_float(split.images[idx]), crop_padding=cfg.crop_padding, hflip=hflip, generator=gen)
+    x = to_float(split.images[idx])
+    if augmented:
+        x = augment(x, crop_padding=cfg.crop_padding, hflip=hflip, generator=gen)
     return x, split.labels[idx], idx
 
 
@@ -150,14 +168,14 @@ def endless_batches(n: int, batch_size: int, gen: torch.Generator, ctx: RunConte
 def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, split: Split, indices: torch.Tensor,
                 cfg: PoisonedTrainingConfig, ctx: RunContext, hflip: bool, gen: torch.Generator,
                 loss_fn: BatchLoss = cross_entropy_loss, batch_size: Optional[int] = None,
-                sign: float = 1.0) -> float:
-    """One pass over ``split[indices]`` (shuffled, augmented, shared across DDP ranks) minimising
-    ``sign · loss_fn`` (``sign=-1``: gradient ascent).  Returns the mean loss."""
+                sign: float = 1.0, augmented: bool = True) -> float:
+    """One pass over ``split[indices]`` (shuffled, augmented unless ``augmented=False``, shared across
+    DDP ranks) minimising ``sign · loss_fn`` (``sign=-1``: gradient ascent).  Returns the mean loss."""
     model.train()
     total, seen = 0.0, 0
     for pos in iterate_batches(len(indices), batch_size or cfg.batch_size, shuffle=True, generator=gen,
                                rank=ctx.rank, world_size=ctx.world_size):
-        x, y, idx = augmented_batch(split, indices[pos], cfg, hflip, gen)
+        x, y, idx = augmented_batch(split, indices[pos], cfg, hflip, gen, augmented)
         loss = loss_fn(model, x, y, idx)
         opt.zero_grad(set_to_none=True)
         (sign * loss).backward()
