@@ -3,6 +3,7 @@ papers' settings on real datasets (``.paper()``), and tiny trainings for ``--smo
 from __future__ import annotations
 
 from bdray.methods import get_method
+from bdray.presets import method_preset
 from bdray.sweep.cli import budget
 
 TRAINING_DEFENSES = ("no_defense", "abl", "pt", "cbd")
@@ -21,7 +22,7 @@ def defense_config(method: str, args, backdoor, **overrides):
     if budget(args) == "paper" and hasattr(cls, "paper"):
         cfg = cls.paper(backdoor)
     else:
-        cfg = cls(backdoor=backdoor)
+        cfg = cls(backdoor=backdoor, **method_preset(method, backdoor.dataset, backdoor.data_root))
     if args.smoke_test:
         cfg = cfg.replace(**SMOKE.get(method, {}))
     return cfg.replace(**overrides) if overrides else cfg

@@ -114,3 +114,18 @@ def test_sweeps_pick_the_preset_by_image_shape_and_name_the_file(tmp_path, capsy
     assert paper.base_config.backdoor.model == "resnet18" and paper.name.endswith("_smoke")
     (cifar,) = dhbe_lr.build_sweeps(dhbe_lr.parse_args(["--dataset", "cifar10"]))
     assert cifar.base_config.epochs == 300 and cifar.name == "dhbe_lr_cifar10"
+
+
+def test_method_presets_follow_the_image_shape(tmp_path):
+    import numpy as np
+
+    from bdray.presets import describe, method_preset
+
+    path = tmp_path / "colour.npz"
+    np.savez(path, x=np.zeros((20, 32, 32, 3), np.uint8), y=np.arange(20) % 2)
+    assert method_preset("pt", "npz", str(path)) == {"partial_epochs": 10}
+    assert method_preset("pt", "digits") == {} and method_preset("pt", "npz", str(path), "paper") == {}
+    pt = [cfg for _, (lab, _, cfg) in plan(BackdoorConfig(dataset="npz", data_root=str(path)), [0], "cpu",
+                                           methods=["pt"]) if lab == "pt"]
+    assert pt[0].partial_epochs == 10
+    assert "pt: partial_epochs=10" in describe("colour32", {}, "cpu") and "pt" not in describe("colour32", {}, "paper")

@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         family, preset = preset_for(args.dataset, args.data_root, args.budget, args.model)
-        print(f"{args.dataset} ({args.budget} budget): {describe(family, preset)}")
+        print(f"{args.dataset} ({args.budget} budget): {describe(family, preset, args.budget)}")
         backdoor = BackdoorConfig(dataset=args.dataset, data_root=args.data_root, download=args.download, **preset)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)

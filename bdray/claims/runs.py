@@ -21,6 +21,7 @@ from bdray.methods.nad import NADConfig
 from bdray.methods.neural_cleanse import NeuralCleanseConfig
 from bdray.methods.no_defense import NoDefenseConfig
 from bdray.methods.pt import PTConfig
+from bdray.presets import method_preset
 
 BUDGETS = ("smoke", "cpu", "paper")
 # defense label -> method name (every one of them is also run against the clean model)
@@ -70,7 +71,7 @@ def defense_config(label: str, backdoor: BackdoorConfig, budget: str, seed: int)
     elif label == "abl":
         cfg = ABLConfig.paper(backdoor) if paper else ABLConfig(backdoor=backdoor)
     elif label == "pt":
-        cfg = PTConfig(backdoor=backdoor)
+        cfg = PTConfig(backdoor=backdoor, **method_preset("pt", backdoor.dataset, backdoor.data_root, budget))
     elif label == "cbd":
         cfg = CBDConfig.paper(backdoor) if paper else CBDConfig(backdoor=backdoor)
     else:

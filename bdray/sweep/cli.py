@@ -58,7 +58,7 @@ def backdoor_config(args, **overrides: Any) -> BackdoorConfig:
     from bdray.presets import describe, preset_for
 
     family, preset = preset_for(args.dataset, args.data_root, budget(args), args.model)
-    print(f"{args.dataset} ({budget(args)} budget): {describe(family, preset)}")
+    print(f"{args.dataset} ({budget(args)} budget): {describe(family, preset, budget(args))}")
     params = {"trigger_size": args.trigger_size} if args.trigger_size else {}
     values = {**preset, "dataset": args.dataset, "data_root": args.data_root, "download": args.download,
               "attack": args.attack, "attack_params": params, "poison_rate": args.poison_rate,
