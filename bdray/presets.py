@@ -67,18 +67,10 @@ def image_shape_of(dataset: str, data_root: str | None = None) -> Tuple[int, int
         from bdray.config import ConfigError
 
         raise ConfigError("dataset", dataset, "a dataset of known shape, or npz with --data-root")
-    import os
-    import zipfile
+    from bdray.data.files import npz_array_shapes
 
-    import numpy as np
-
-    with zipfile.ZipFile(os.path.expanduser(data_root)) as z:
-        names = set(z.namelist())
-        key = "x_train.npy" if "x_train.npy" in names else "x.npy"
-        with z.open(key) as f:
-            version = np.lib.format.read_magic(f)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape = read(f)[0]
+    shapes = npz_array_shapes(data_root)
+    shape = shapes["x_train"] if "x_train" in shapes else shapes["x"]
     if len(shape) == 3:
         return (1, shape[1], shape[2])
     return (shape[3], shape[1], shape[2])

@@ -77,8 +77,9 @@ def run_claims(backdoor, seeds: List[int], budget: str, out_dir: str, methods: O
     rows = judge(by_seed)
     settings = {"budget": budget, "seeds": seeds, "executor": executor, **summary_of(backdoor),
                 "data_root": backdoor.data_root}
-    if any(label == "dba" for _, (label, _m, _c) in todo):
-        settings["attribute_data"] = (attributes or {}).get("data_root") or (attributes or {}).get("dataset", "digits_biased")
+    if any(label == "dba" for _, (label, _, _) in todo):
+        attributes = attributes or {}
+        settings["attribute_data"] = attributes.get("data_root") or attributes.get("dataset", "digits_biased")
     doc = {"settings": settings, "claims": rows, "runs": by_seed}
     (out / "claims.json").write_text(json.dumps(doc, indent=1, default=_jsonable))
     (out / "claims.md").write_text(markdown(rows, settings))

@@ -15,8 +15,8 @@ is validated (names, 0/1 labels, trigger size against the image) before any imag
 """
 from __future__ import annotations
 
+import functools
 import os
-import zipfile
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
@@ -24,23 +24,10 @@ import numpy as np
 import torch
 
 from bdray.config import ConfigError
+from bdray.data.files import npz_array_shapes
 
 SPLIT_KEYS = ("x_train", "y_train", "a_train", "x_test", "y_test", "a_test")
 WHOLE_KEYS = ("x", "y", "a")
-
-
-def _array_shapes(path: Path) -> Dict[str, Tuple[int, ...]]:
-    """The shape of every array in an npz, read from the headers only."""
-    shapes = {}
-    with zipfile.ZipFile(path) as z:
-        for member in z.namelist():
-            if not member.endswith(".npy"):
-                continue
-            with z.open(member) as f:
-                version = np.lib.format.read_magic(f)
-                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                shapes[member[:-4]] = tuple(read(f)[0])
-    return shapes
 
 
 def _layout(path: Path, shapes: Dict[str, Tuple[int, ...]]) -> Tuple[str, ...]:
@@ -52,28 +39,37 @@ def _layout(path: Path, shapes: Dict[str, Tuple[int, ...]]) -> Tuple[str, ...]:
                       f"x_test, y_test, a_test); found {sorted(shapes)}")
 
 
-def _names(path: Path, shapes, key: str, columns: int, prefix: str) -> Tuple[str, ...]:
+def _names(z, shapes, key: str, columns: int, prefix: str) -> Tuple[str, ...]:
     if key not in shapes:
         return tuple(f"{prefix}{i}" for i in range(columns))
-    with np.load(path, allow_pickle=False) as z:
-        names = tuple(str(n) for n in z[key].reshape(-1))
+    names = tuple(str(n) for n in z[key].reshape(-1))
     if len(names) != columns or len(set(names)) != len(names):
         raise ConfigError(key, list(names), f"{columns} distinct names, one per column of {prefix}")
     return names
 
 
 def npz_attribute_source(data_root: Optional[str]):
-    """The ``AttributeSource`` of an attribute npz (targets, biases, defaults = the first of each,
-    image shape), from its headers and name arrays."""
-    from bdray.data.attributes import AttributeSource
-
+    """``(AttributeSource, array keys)`` of an attribute npz (targets, biases, defaults = the first
+    of each, image shape; the split or unsplit key layout), from its headers, label and name arrays;
+    read once per version of the file."""
     if not data_root:
         raise ConfigError("data_root", data_root, "the path of an attribute .npz (x, y, a arrays) for dataset npz")
-    path = Path(os.path.expanduser(str(data_root)))
+    path = Path(os.path.expanduser(str(data_root))).resolve()
     if not path.is_file():
         raise ConfigError("data_root", str(path), "an existing attribute .npz file")
-    shapes = _array_shapes(path)
-    x_key, y_key, a_key = _layout(path, shapes)[:3]
+    stat = path.stat()
+    return _read_source(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_source(path: Path, _mtime_ns: int, _size: int):
+    """``npz_attribute_source`` for one version (mtime, size) of the file: a config is checked at
+    construction and at validation, and the data loaded after, without reading the labels again."""
+    from bdray.data.attributes import AttributeSource
+
+    shapes = npz_array_shapes(path)
+    keys = _layout(path, shapes)
+    x_key, y_key, a_key = keys[:3]
     x_shape = shapes[x_key]
     if len(x_shape) not in (3, 4) or (len(x_shape) == 4 and x_shape[-1] not in (1, 3, 4)):
         raise ConfigError(x_key, x_shape, "images of shape N×H×W or N×H×W×C with C in 1, 3, 4")
@@ -83,14 +79,14 @@ def npz_attribute_source(data_root: Optional[str]):
         if len(shape) not in (1, 2) or shape[0] != x_shape[0]:
             raise ConfigError(key, shape, f"({x_shape[0]},) or ({x_shape[0]}, K): one row per image of {x_key}")
         columns[key] = 1 if len(shape) == 1 else shape[1]
-    label_keys = [k for k in _layout(path, shapes) if not k.startswith("x")]
     with np.load(path, allow_pickle=False) as z:  # labels are small: check them before any work
-        for key in label_keys:
-            _binary_columns(path, key, z[key])
-    targets = _names(path, shapes, "y_names", columns[y_key], "y")
-    biases = _names(path, shapes, "a_names", columns[a_key], "a")
+        for key in keys:
+            if not key.startswith("x"):
+                _binary_columns(path, key, z[key])
+        targets = _names(z, shapes, "y_names", columns[y_key], "y")
+        biases = _names(z, shapes, "a_names", columns[a_key], "a")
     image_shape = (1, x_shape[1], x_shape[2]) if len(x_shape) == 3 else (x_shape[3], x_shape[1], x_shape[2])
-    return AttributeSource(targets, biases, targets[:1], biases[0], image_shape)
+    return AttributeSource(targets, biases, targets[:1], biases[0], image_shape), keys
 
 
 def _binary_columns(path: Path, key: str, values: np.ndarray) -> np.ndarray:
@@ -110,12 +106,11 @@ def load_npz_attributes(targets=(), bias: Optional[str] = None, data_root=None, 
     from bdray.data.attributes import AttributeDataset, AttributeSplit, as_targets, check_attribute_request
     from bdray.data.splits import channel_stats, nhwc_to_nchw, stratified_split
 
-    source = npz_attribute_source(data_root)
+    source, keys = npz_attribute_source(data_root)
     targets, bias = as_targets(targets) or source.default_targets, bias or source.default_bias
     check_attribute_request("npz", targets, bias, data_root=data_root)
     path = Path(os.path.expanduser(str(data_root)))
     with np.load(path, allow_pickle=False) as z:
-        keys = _layout(path, _array_shapes(path))
         arrays = {k: z[k] for k in keys}
     t_cols = [source.targets.index(t) for t in targets]
     b_col = source.biases.index(bias)

@@ -112,7 +112,7 @@ def attribute_source(dataset: str, data_root=None) -> AttributeSource:
     if dataset == "npz":
         from bdray.data.attribute_files import npz_attribute_source
 
-        return npz_attribute_source(data_root)
+        return npz_attribute_source(data_root)[0]
     return SOURCES[dataset]
 
 

@@ -150,6 +150,22 @@ def _atomic_savez(path: Path, **arrays) -> None:
 
 # --- bring your own arrays ----------------------------------------------------------------
 
+def npz_array_shapes(path) -> dict:
+    """The shape of every array in an ``.npz``, read from the array headers only (nothing loaded)."""
+    import zipfile
+
+    shapes = {}
+    with zipfile.ZipFile(os.path.expanduser(str(path))) as z:
+        for member in z.namelist():
+            if not member.endswith(".npy"):
+                continue
+            with z.open(member) as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shapes[member[:-4]] = tuple(read(f)[0])
+    return shapes
+
+
 def load_npz(path=None, test_path=None, test_fraction: float = 0.2, seed: int = 0, hflip: bool = False,
              **_ignored) -> Dataset:
     """Arrays from an ``.npz``: ``x`` uint8 N×H×W[×C] and ``y`` int N.
