@@ -3,9 +3,12 @@ import pytest
 
 from bdray.artifacts import backdoored_model
 from bdray.methods.dhbe import DHBEConfig
+from bdray.presets import method_preset
 from bdray.runtime import LocalContext, run_local
 
 pytestmark = pytest.mark.slow
+# what a sweep on the embedded digits runs: DHBE's defaults with the digits preset (bdray/presets.py)
+DIGITS_DHBE = DHBEConfig(**method_preset("dhbe", "digits"))
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +25,7 @@ def test_badnets_backdoor_is_accurate_and_effective(teacher_metrics):
 
 @pytest.fixture(scope="module")
 def dhbe_result(artifact_root, teacher_metrics):
-    return run_local("dhbe", DHBEConfig(), device="cpu", artifact_root=artifact_root, verbose=False)
+    return run_local("dhbe", DIGITS_DHBE, device="cpu", artifact_root=artifact_root, verbose=False)
 
 
 def test_dhbe_default_erases_the_backdoor(dhbe_result, teacher_metrics):
@@ -32,7 +35,10 @@ def test_dhbe_default_erases_the_backdoor(dhbe_result, teacher_metrics):
           f"asr_x4={m['asr_x4']:.4f} asr_x9={m['asr_x9']:.4f}")
     assert m["asr"] <= 0.10
     assert m["acc"] >= teacher_metrics["acc"] - 0.03
-    assert len(dhbe_result.history) == DHBEConfig().epochs
+    # the backdoor is gone, not below threshold: nine pasted triggers do not fire it either (the
+    # clean model's asr_x9 is 0.000 here; with the 5×5 generator at λ 0.5 it reached 0.98)
+    assert m["asr_x9"] <= 0.10
+    assert len(dhbe_result.history) == DIGITS_DHBE.epochs
 
 
 def test_dfad_baseline_is_reported_next_to_dhbe(artifact_root, dhbe_result, teacher_metrics):

@@ -55,7 +55,8 @@ def defense_config(label: str, backdoor: BackdoorConfig, budget: str, seed: int)
     """The config of defense ``label`` against ``backdoor`` at ``budget``."""
     paper = budget == "paper"
     if label in ("dhbe", "dfad"):
-        cfg = DHBEConfig.paper(backdoor) if paper else DHBEConfig(backdoor=backdoor)
+        cfg = DHBEConfig.paper(backdoor) if paper else \
+            DHBEConfig(backdoor=backdoor, **method_preset("dhbe", backdoor.dataset, backdoor.data_root, budget))
         if label == "dfad":
             cfg = cfg.replace(lambda_abr=0.0, trigger_generator=False)
     elif label == "finetune":
