@@ -80,6 +80,13 @@ def test_smoke_harness_evaluates_every_claim_and_reuses_finished_runs(tmp_path, 
     # a second call with the same folder reuses every finished run
     doc2 = run_claims(BackdoorConfig(), [0], "smoke", str(out), log=lambda *_: None)
     assert doc2["runs"][0] == {k: v for k, v in doc["runs"]["0"].items()}
+    # ... unless its config has changed since (new defaults): that run is done again
+    kept = out / "runs" / "seed0_clean.json"
+    kept.write_text(json.dumps({**json.loads(kept.read_text()), "config_digest": "an older config"}))
+    lines = []
+    doc3 = run_claims(BackdoorConfig(), [0], "smoke", str(out), log=lines.append)
+    assert "1 rerun because their config changed" in lines[0]
+    assert json.loads(kept.read_text())["config_digest"] == doc3["runs"][0]["clean"]["config_digest"] != "an older config"
 
 
 @pytest.mark.slow
@@ -108,6 +115,10 @@ def test_sweeps_pick_the_preset_by_image_shape_and_name_the_file(tmp_path, capsy
     assert "preset 'colour32'" in capsys.readouterr().out  # printed before anything trains
     assert own.base_config.backdoor.model == "small_cnn" and own.base_config.backdoor.epochs == 20
     assert own.base_config.epochs == 12  # DHBE's CPU budget, not the paper's 300 epochs
+    # the 32×32 images keep the paper's 5×5 trigger generator; the 16×16 digits get the 3×3 one
+    assert (own.base_config.trigger_gen_size, own.base_config.lambda_abr) == (5, 0.5)
+    (digits,) = dhbe_lr.build_sweeps(dhbe_lr.parse_args([]))
+    assert (digits.base_config.trigger_gen_size, digits.base_config.lambda_abr) == (3, 1.0)
     assert own.name.startswith("dhbe_lr_npz_my_data_") and len(own.name) == len("dhbe_lr_npz_my_data_") + 6
     (paper,) = dhbe_lr.build_sweeps(dhbe_lr.parse_args(["--dataset", "npz", "--data-root", str(path),
                                                         "--budget", "paper", "--smoke-test"]))

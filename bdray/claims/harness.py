@@ -1,5 +1,6 @@
 """Run a claims check: every run of ``runs.plan`` in-process or as Ray tasks, each result kept as
-JSON (a rerun with the same output folder skips what is already there), then the claims table.
+JSON with the digest of its config (a rerun with the same output folder skips what is already there
+and reruns what the defaults have changed since), then the claims table.
 
 Attack artifacts are shared through one store, so the backdoored model of each seed is trained once.
 """
@@ -44,15 +45,18 @@ def run_claims(backdoor, seeds: List[int], budget: str, out_dir: str, methods: O
     artifact_root = artifact_root or str(out / "artifacts")
     todo = plan(backdoor, seeds, budget, methods, clean_cost, attributes)
     by_seed: Dict[int, Dict[str, Dict[str, float]]] = {s: {} for s in seeds}
-    pending = []
+    pending, stale = [], 0
     for seed, (label, method, cfg) in todo:
         path = out / "runs" / f"seed{seed}_{label.replace('@', '_at_')}.json"
-        if path.exists():
-            by_seed[seed][label] = json.loads(path.read_text())
+        kept = json.loads(path.read_text()) if path.exists() else None
+        if kept is not None and kept.get("config_digest") == cfg.digest():
+            by_seed[seed][label] = kept
         else:
+            stale += kept is not None
             pending.append((seed, label, method, cfg, path))
-    log(f"claims: {len(todo)} runs ({len(todo) - len(pending)} already done) on {backdoor.dataset}, "
-        f"seeds {seeds}, budget {budget}, executor {executor}")
+    log(f"claims: {len(todo)} runs ({len(todo) - len(pending)} already done"
+        + (f", {stale} rerun because their config changed" if stale else "")
+        + f") on {backdoor.dataset}, seeds {seeds}, budget {budget}, executor {executor}")
     # the clean and backdoored models first: every defense of a seed reuses them
     pending.sort(key=lambda p: (p[1] not in ("clean", "backdoor"), p[0]))
     t0 = time.time()
@@ -65,15 +69,16 @@ def run_claims(backdoor, seeds: List[int], budget: str, out_dir: str, methods: O
         first = [p for p in pending if p[1] in ("clean", "backdoor")]
         rest = [p for p in pending if p[1] not in ("clean", "backdoor")]
         for batch in (first, rest):
-            refs = {remote.remote(lab, meth, cfg, artifact_root, threads): (seed, lab, path)
+            refs = {remote.remote(lab, meth, cfg, artifact_root, threads): (seed, lab, path, cfg.digest())
                     for seed, lab, meth, cfg, path in batch}
             while refs:
                 done, _ = ray.wait(list(refs), num_returns=1)
-                seed, lab, path = refs.pop(done[0])
-                _keep(by_seed, seed, lab, path, ray.get(done[0]), log, t0)
+                seed, lab, path, digest = refs.pop(done[0])
+                _keep(by_seed, seed, lab, path, {**ray.get(done[0]), "config_digest": digest}, log, t0)
     else:
         for seed, lab, meth, cfg, path in pending:
-            _keep(by_seed, seed, lab, path, _execute(lab, meth, cfg, artifact_root, threads), log, t0)
+            metrics = _execute(lab, meth, cfg, artifact_root, threads)
+            _keep(by_seed, seed, lab, path, {**metrics, "config_digest": cfg.digest()}, log, t0)
     rows = judge(by_seed)
     settings = {"budget": budget, "seeds": seeds, "executor": executor, **summary_of(backdoor),
                 "data_root": backdoor.data_root}
