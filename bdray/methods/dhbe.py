@@ -30,8 +30,10 @@ from bdray.runtime.speed import FastPath, check_speed_fields, synchronize
 
 @dataclasses.dataclass
 class DHBEConfig(Config):
-    """DHBE.  Defaults are sized for the embedded ``digits`` data on a CPU; ``paper()`` gives the
-    paper's CIFAR-10 settings (batch 256, 300 epochs × 50 iterations, generator width 128)."""
+    """DHBE.  Defaults are sized for a CPU budget; ``paper()`` gives the paper's CIFAR-10 settings
+    (batch 256, 300 epochs × 50 iterations, generator width 128).  Sweeps and the claims harness add
+    the preset table's per-dataset fields (``bdray.presets.METHOD_PRESETS``: on 16×16 images a 3×3
+    trigger generator at λ 1.0)."""
 
     backdoor: BackdoorConfig = dataclasses.field(default_factory=BackdoorConfig)
     # λ, weight of the adversarial backdoor regularisation (paper: 0.1 with 60× this budget). With
