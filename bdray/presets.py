@@ -46,6 +46,17 @@ def method_preset(method: str, dataset: str, data_root: str | None = None, budge
     return dict(METHOD_PRESETS.get(family_of(image_shape_of(dataset, data_root)), {}).get(method, {}))
 
 
+def method_config(method: str, backdoor, budget: str = "cpu"):
+    """``method``'s config against ``backdoor`` at ``budget``: its ``paper()`` at the paper budget
+    (where it has one), else its defaults plus the data's ``METHOD_PRESETS`` fields."""
+    from bdray.methods import get_method
+
+    cls = get_method(method).config_cls
+    if budget == "paper" and hasattr(cls, "paper"):
+        return cls.paper(backdoor)
+    return cls(backdoor=backdoor, **method_preset(method, backdoor.dataset, backdoor.data_root, budget))
+
+
 # Budgets: "cpu" (the methods' CPU-sized defaults), "paper" (each paper's settings); "auto" = cpu
 # for the embedded digits and a user's own npz, paper for the torchvision datasets (cifar10, ...)
 CPU_BY_DEFAULT = ("digits", "npz", "digits_biased")

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.methods import get_method  # noqa: E402
 from bdray.methods.dhbe import DHBEConfig  # noqa: E402
-from bdray.presets import method_preset  # noqa: E402
+from bdray.presets import method_config  # noqa: E402
 from bdray.sweep import Sweep  # noqa: E402
 from bdray.sweep.cli import add_common_args, backdoor_config, budget, resources, run_all, default_name  # noqa: E402
 
@@ -35,10 +35,7 @@ COMPARE_LR = {"cpu": (0.01, 0.08), "paper": (0.002, 0.02)}  # by budget (cpu: 50
 
 
 def dhbe_base(args, backdoor) -> DHBEConfig:
-    if budget(args) == "paper":
-        cfg = DHBEConfig.paper(backdoor)
-    else:
-        cfg = DHBEConfig(backdoor=backdoor, **method_preset("dhbe", backdoor.dataset, backdoor.data_root))
+    cfg = method_config("dhbe", backdoor, budget(args))
     if args.smoke_test:
         cfg = cfg.replace(epochs=2, iters_per_epoch=3)
     if args.epochs:

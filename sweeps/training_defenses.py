@@ -2,8 +2,7 @@
 papers' settings on real datasets (``.paper()``), and tiny trainings for ``--smoke-test``."""
 from __future__ import annotations
 
-from bdray.methods import get_method
-from bdray.presets import method_preset
+from bdray.presets import method_config
 from bdray.sweep.cli import budget
 
 TRAINING_DEFENSES = ("no_defense", "abl", "pt", "cbd")
@@ -18,11 +17,7 @@ SMOKE = {
 
 def defense_config(method: str, args, backdoor, **overrides):
     """``method``'s config against the poisoned data of ``backdoor``."""
-    cls = get_method(method).config_cls
-    if budget(args) == "paper" and hasattr(cls, "paper"):
-        cfg = cls.paper(backdoor)
-    else:
-        cfg = cls(backdoor=backdoor, **method_preset(method, backdoor.dataset, backdoor.data_root))
+    cfg = method_config(method, backdoor, budget(args))
     if args.smoke_test:
         cfg = cfg.replace(**SMOKE.get(method, {}))
     return cfg.replace(**overrides) if overrides else cfg

@@ -49,11 +49,12 @@ def run_claims(backdoor, seeds: List[int], budget: str, out_dir: str, methods: O
     for seed, (label, method, cfg) in todo:
         path = out / "runs" / f"seed{seed}_{label.replace('@', '_at_')}.json"
         kept = json.loads(path.read_text()) if path.exists() else None
-        if kept is not None and kept.get("config_digest") == cfg.digest():
+        digest = cfg.digest()
+        if kept is not None and kept.get("config_digest") == digest:
             by_seed[seed][label] = kept
         else:
             stale += kept is not None
-            pending.append((seed, label, method, cfg, path))
+            pending.append((seed, label, method, cfg, path, digest))
     log(f"claims: {len(todo)} runs ({len(todo) - len(pending)} already done"
         + (f", {stale} rerun because their config changed" if stale else "")
         + f") on {backdoor.dataset}, seeds {seeds}, budget {budget}, executor {executor}")
@@ -69,16 +70,16 @@ def run_claims(backdoor, seeds: List[int], budget: str, out_dir: str, methods: O
         first = [p for p in pending if p[1] in ("clean", "backdoor")]
         rest = [p for p in pending if p[1] not in ("clean", "backdoor")]
         for batch in (first, rest):
-            refs = {remote.remote(lab, meth, cfg, artifact_root, threads): (seed, lab, path, cfg.digest())
-                    for seed, lab, meth, cfg, path in batch}
+            refs = {remote.remote(lab, meth, cfg, artifact_root, threads): (seed, lab, path, digest)
+                    for seed, lab, meth, cfg, path, digest in batch}
             while refs:
                 done, _ = ray.wait(list(refs), num_returns=1)
                 seed, lab, path, digest = refs.pop(done[0])
                 _keep(by_seed, seed, lab, path, {**ray.get(done[0]), "config_digest": digest}, log, t0)
     else:
-        for seed, lab, meth, cfg, path in pending:
+        for seed, lab, meth, cfg, path, digest in pending:
             metrics = _execute(lab, meth, cfg, artifact_root, threads)
-            _keep(by_seed, seed, lab, path, {**metrics, "config_digest": cfg.digest()}, log, t0)
+            _keep(by_seed, seed, lab, path, {**metrics, "config_digest": digest}, log, t0)
     rows = judge(by_seed)
     settings = {"budget": budget, "seeds": seeds, "executor": executor, **summary_of(backdoor),
                 "data_root": backdoor.data_root}

@@ -21,7 +21,7 @@ from bdray.methods.nad import NADConfig
 from bdray.methods.neural_cleanse import NeuralCleanseConfig
 from bdray.methods.no_defense import NoDefenseConfig
 from bdray.methods.pt import PTConfig
-from bdray.presets import method_preset
+from bdray.presets import method_config
 
 BUDGETS = ("smoke", "cpu", "paper")
 # defense label -> method name (every one of them is also run against the clean model)
@@ -53,10 +53,8 @@ def _smoke(label: str, cfg):
 
 def defense_config(label: str, backdoor: BackdoorConfig, budget: str, seed: int):
     """The config of defense ``label`` against ``backdoor`` at ``budget``."""
-    paper = budget == "paper"
-    if label in ("dhbe", "dfad"):
-        cfg = DHBEConfig.paper(backdoor) if paper else \
-            DHBEConfig(backdoor=backdoor, **method_preset("dhbe", backdoor.dataset, backdoor.data_root, budget))
+    if label in ("dhbe", "dfad", "abl", "pt", "cbd"):  # each paper() at the paper budget, else defaults + preset
+        cfg = method_config("dhbe" if label == "dfad" else label, backdoor, budget)
         if label == "dfad":
             cfg = cfg.replace(lambda_abr=0.0, trigger_generator=False)
     elif label == "finetune":
@@ -69,12 +67,6 @@ def defense_config(label: str, backdoor: BackdoorConfig, budget: str, seed: int)
         cfg = NADConfig(backdoor=backdoor, clean_fraction=0.05)
     elif label == "neural_cleanse":
         cfg = NeuralCleanseConfig(backdoor=backdoor, clean_fraction=0.05)
-    elif label == "abl":
-        cfg = ABLConfig.paper(backdoor) if paper else ABLConfig(backdoor=backdoor)
-    elif label == "pt":
-        cfg = PTConfig(backdoor=backdoor, **method_preset("pt", backdoor.dataset, backdoor.data_root, budget))
-    elif label == "cbd":
-        cfg = CBDConfig.paper(backdoor) if paper else CBDConfig(backdoor=backdoor)
     else:
         raise ConfigError("methods", label, f"one of {sorted(DEFENSES)}")
     cfg = cfg.replace(seed=seed)
