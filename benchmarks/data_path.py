@@ -2,7 +2,7 @@
 
 bdray: the split is poisoned once as batched tensor ops (``poison_split``), then each batch is an
 index gather + float conversion + batched random crop/flip on the data's device
-(``bdray.data.augmented_batches``, the very stream the ``backdoor`` loop trains on).
+(``bdray.data.augmented_batches``: the same batches, bit for bit, as the engine's ``bdray.train.batches.shuffled`` source the ``backdoor`` loop trains on).
 
 Baseline: what existing backdoor toolkits do -- a torchvision ``Dataset`` holding uint8 arrays
 that, per sample, makes a PIL image, pastes the same trigger patch with PIL when the index is

@@ -3,9 +3,10 @@ import pytest
 import torch
 
 from bdray.data import Split
-from bdray.methods.erasing import clean_subset, epoch_batches
+from bdray.methods.erasing import clean_subset
 from bdray.metrics import ACTIVATION_NAMES, METRIC_NAMES
 from bdray.runtime import run_local
+from bdray.train.batches import repeated
 
 pytestmark = pytest.mark.slow
 FAST = {"epochs": 6, "samples_per_epoch": 256}
@@ -20,9 +21,11 @@ def test_clean_subset_is_a_seeded_fraction_duplicated_per_epoch():
     a, b = clean_subset(split, 0.04, 1), clean_subset(split, 0.04, 1)
     assert len(a) == 4 and torch.equal(a.labels, b.labels)
     assert not torch.equal(clean_subset(split, 0.2, 1).labels, clean_subset(split, 0.2, 2).labels)
-    batches = list(epoch_batches(4, 50, 16, torch.Generator().manual_seed(0)))
-    seen = torch.cat(batches)
+    batches = list(repeated(a, 50, 16, crop_padding=1, hflip=False)(torch.Generator().manual_seed(0)))
+    assert [len(b.y) for b in batches] == [16, 16, 16, 2]
+    seen = torch.cat([b.idx for b in batches])
     assert len(seen) == 50 and set(seen.tolist()) == {0, 1, 2, 3}
+    assert batches[0].x.dtype == torch.float32 and batches[0].x.shape[1:] == (1, 4, 4)
 
 
 @pytest.mark.parametrize("method", ["finetune", "fineprune", "nad", "neural_cleanse"])

@@ -1,4 +1,4 @@
-"""Device settings of the training loops (bdray.runtime.speed), checked on a CPU: bf16 autocast,
+"""Device settings of the training loops (bdray.train.device), checked on a CPU: bf16 autocast,
 fp16 with gradient scaling, channels_last and torch.compile each train and are reported."""
 import pytest
 import torch
@@ -7,7 +7,7 @@ from bdray.config import ConfigError
 from bdray.methods.backdoor import BackdoorConfig
 from bdray.methods.dhbe import DHBEConfig
 from bdray.runtime import run_local
-from bdray.runtime.speed import FastPath, resolve_channels_last, resolve_precision
+from bdray.train.device import FastPath, resolve_channels_last, resolve_precision
 
 
 def _backdoor(epochs=4, **speed):

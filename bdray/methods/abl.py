@@ -8,31 +8,33 @@ D_b (``unlearn_lr``, at most ``unlearn_epochs``, un-augmented as in the authors'
 the model no longer fits D_b (``isolated_fit``, its accuracy on D_b at D_b's labels, at most
 ``unlearn_stop_accuracy``).
 
-Every epoch is reported with its ``stage`` (isolation / clean / unlearning); the isolation quality
+The three are phases of the training engine (``bdray.train``); every epoch is reported with its
+``stage`` (isolation / clean / unlearning); the isolation quality
 (``isolation_precision``, ``isolation_recall``) is judged against the recorded poison indices.
 """
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any, ClassVar, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from bdray.config import check_non_negative, check_number, check_positive, check_positive_int
-from bdray.methods.common import seed_everything, set_lr, step_lr_factor
-from bdray.methods.poisoned import (PoisonedTrainingConfig, accuracy_on, check_ratio, complement, isolate_lowest_loss,
-                                    isolation_quality, load_poisoned, per_sample_loss, sgd, train_epoch)
+from bdray.methods.common import seed_everything, step_lr_factor
+from bdray.methods.poisoned import (PoisonedTrainingConfig, accuracy_on, check_ratio, complement,
+                                    isolate_lowest_loss, isolation_quality, load_poisoned, per_sample_loss,
+                                    poisoned_batches, sgd)
 from bdray.metrics import evaluate_backdoor
 from bdray.models import create_model
 from bdray.runtime.context import RunContext, unwrap
+from bdray.train import Engine, EpochInfo, Phase, Update, cross_entropy
 
 
-def lga_loss(gamma: float):
+def lga_loss(forward, gamma: float):
     """Local gradient ascent: keeps the batch loss around γ (same gradient as flooding |L−γ|+γ)."""
-    def loss_fn(model, x, y, idx):
-        loss = F.cross_entropy(model(x), y)
+    def loss_fn(batch):
+        loss = F.cross_entropy(forward(batch.x), batch.y)
         return torch.sign(loss - gamma) * loss
     return loss_fn
 
@@ -88,70 +90,57 @@ def train_abl(cfg: ABLConfig, ctx: RunContext) -> Dict[str, Any]:
     seed_everything(cfg.seed)
     pd_ = load_poisoned(cfg.backdoor, ctx)
     data, train = pd_.data, pd_.train
-    model = create_model(cfg.backdoor.model, data.image_shape, data.num_classes, data.mean, data.std)
-    model = ctx.prepare_model(model)
-    stages = [("isolation", 0, cfg.isolation_epochs),
-              ("clean", cfg.isolation_epochs, cfg.isolation_epochs + cfg.clean_epochs),
-              ("unlearning", cfg.isolation_epochs + cfg.clean_epochs, cfg.total_epochs)]
+    engine = Engine(ctx, cfg, cfg.seed, name="abl")
+    model = engine.module("model", create_model(cfg.backdoor.model, data.image_shape, data.num_classes, data.mean,
+                                                data.std))
+    forward = engine.caller(model)
+    opt = {stage: engine.optimizer(stage, sgd(model, lr, cfg)) for stage, lr in
+           (("isolation", cfg.isolation_lr), ("clean", cfg.clean_lr), ("unlearning", cfg.unlearn_lr))}
+    state = engine.state
+    everything = torch.arange(len(train))
 
-    state = ctx.load_checkpoint()
-    start_epoch, isolated, opt_state, opt_stage, unlearned = 0, None, None, None, False
-    if state is not None:
-        unwrap(model).load_state_dict(state["model"])
-        start_epoch = int(state["epoch"])
-        isolated = state.get("isolated")
-        isolated = isolated.cpu() if isolated is not None else None
-        opt_state, opt_stage = state["optimizer"], state["stage"]
-        unlearned = bool(state.get("unlearned", False))
-        ctx.log(f"abl: resuming from epoch {start_epoch}")
+    def isolate() -> None:  # D_b: the lowest-loss share under the model after the isolation phase
+        if "isolated" in state:
+            return
+        state["isolated"] = isolate_lowest_loss(per_sample_loss(unwrap(model), train), cfg.isolation_ratio)
+        quality = isolation_quality(state["isolated"], pd_.poison_indices)
+        ctx.log(f"abl: isolated {len(state['isolated'])} samples: precision {quality['isolation_precision']:.3f}, "
+                f"recall {quality['isolation_recall']:.3f}")
 
-    all_indices = torch.arange(len(train))
-    isolation: Dict[str, Any] = {}
-    metrics: Dict[str, Any] = {}
-    for stage, first, last in stages:
-        if last <= start_epoch or first == last:
-            if stage == "isolation" and isolated is not None:
-                isolation = isolation_quality(isolated, pd_.poison_indices)
-            continue
-        if stage != "isolation" and isolated is None:
-            isolated = isolate_lowest_loss(per_sample_loss(unwrap(model), train), cfg.isolation_ratio)
-            isolation = isolation_quality(isolated, pd_.poison_indices)
-            ctx.log(f"abl: isolated {len(isolated)} samples: precision {isolation['isolation_precision']:.3f}, "
-                    f"recall {isolation['isolation_recall']:.3f}")
-        lr = {"isolation": cfg.isolation_lr, "clean": cfg.clean_lr, "unlearning": cfg.unlearn_lr}[stage]
-        opt = sgd(model, lr, cfg)
-        if opt_state is not None and opt_stage == stage:
-            opt.load_state_dict(opt_state)
-        for epoch in range(max(first, start_epoch), last):
-            if unlearned:
-                break
-            t0 = time.time()
-            gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-            if stage == "isolation":
-                loss = train_epoch(model, opt, train, all_indices, cfg, ctx, data.hflip, gen, lga_loss(cfg.gamma))
-            elif stage == "clean":
-                set_lr(opt, cfg.clean_lr * step_lr_factor((epoch - first) / (last - first), cfg.clean_lr_milestones))
-                loss = train_epoch(model, opt, train, complement(isolated, len(train)), cfg, ctx, data.hflip, gen)
-            else:
-                # the isolated images as they are (the authors' unlearning has no augmentation: a
-                # shifted crop moves or cuts the trigger the ascent is meant to unlearn)
-                loss = train_epoch(model, opt, train, isolated, cfg, ctx, data.hflip, gen,
-                                   batch_size=cfg.unlearn_batch_size, sign=-1.0, augmented=False)
-            metrics = evaluate_backdoor(unwrap(model), data.test, pd_.trigger, pd_.target_class)
-            metrics.update(isolation)
-            if stage == "unlearning":
-                metrics["isolated_fit"] = accuracy_on(unwrap(model), train, isolated)
-                unlearned = (cfg.unlearn_stop_accuracy is not None
-                             and metrics["isolated_fit"] <= cfg.unlearn_stop_accuracy)
-                metrics["unlearn_epochs_run"] = epoch + 1 - first
-            metrics.update(epoch=epoch + 1, stage=stage, train_loss=loss, epoch_time_s=time.time() - t0,
-                           resumed_from_epoch=start_epoch, poisoned_samples=len(pd_.poison_indices))
-            ckpt = {"epoch": epoch + 1, "stage": stage, "model": unwrap(model).state_dict(),
-                    "optimizer": opt.state_dict(), "unlearned": unlearned}
-            if isolated is not None:
-                ckpt["isolated"] = isolated
-            ctx.report(metrics, ckpt)
-    if isolated is None:  # only the isolation stage ran: isolate at the end so its quality is reported
-        isolated = isolate_lowest_loss(per_sample_loss(unwrap(model), train), cfg.isolation_ratio)
-        metrics.update(isolation_quality(isolated, pd_.poison_indices))
-    return {**metrics, "model": unwrap(model), "isolated": isolated}
+    def evaluate(info: EpochInfo, stage: str) -> Dict[str, Any]:
+        metrics = evaluate_backdoor(unwrap(model), data.test, pd_.trigger, pd_.target_class)
+        if stage != "isolation":
+            metrics.update(isolation_quality(state["isolated"], pd_.poison_indices))
+        if stage == "unlearning":
+            metrics["isolated_fit"] = accuracy_on(unwrap(model), train, state["isolated"])
+            metrics["unlearn_epochs_run"] = info.phase_epoch + 1
+        metrics["poisoned_samples"] = len(pd_.poison_indices)
+        return metrics
+
+    def unlearned(metrics: Dict[str, Any]) -> bool:
+        return cfg.unlearn_stop_accuracy is not None and metrics["isolated_fit"] <= cfg.unlearn_stop_accuracy
+
+    phases = [
+        Phase("isolation", cfg.isolation_epochs,
+              [Update(opt["isolation"], poisoned_batches(pd_, lambda: everything, cfg.batch_size, cfg, ctx),
+                      lga_loss(forward, cfg.gamma))],
+              lambda info: evaluate(info, "isolation"), training=[model]),
+        Phase("clean", cfg.clean_epochs,
+              [Update(opt["clean"], poisoned_batches(pd_, lambda: complement(state["isolated"], len(train)),
+                                                     cfg.batch_size, cfg, ctx),
+                      cross_entropy(forward),
+                      lr=lambda progress: cfg.clean_lr * step_lr_factor(progress, cfg.clean_lr_milestones))],
+              lambda info: evaluate(info, "clean"), training=[model], begin=isolate),
+        # the isolated images as they are (the authors' unlearning has no augmentation: a shifted
+        # crop moves or cuts the trigger the ascent is meant to unlearn)
+        Phase("unlearning", cfg.unlearn_epochs,
+              [Update(opt["unlearning"], poisoned_batches(pd_, lambda: state["isolated"], cfg.unlearn_batch_size, cfg,
+                                                          ctx, augmented=False),
+                      cross_entropy(forward), sign=-1.0)],
+              lambda info: evaluate(info, "unlearning"), training=[model], begin=isolate, stop=unlearned),
+    ]
+    metrics = engine.run(phases)
+    if "isolated" not in state:  # only the isolation phase ran: isolate at the end so its quality is reported
+        isolate()
+        metrics.update(isolation_quality(state["isolated"], pd_.poison_indices))
+    return {**metrics, "model": unwrap(model), "isolated": state["isolated"].cpu()}

@@ -5,27 +5,25 @@ The trained model is the *attack artifact* every defense starts from (see ``bdra
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any, Dict, Optional
 
 import torch
-import torch.nn.functional as F
 
 from bdray.attacks import attack_params, build_trigger, poison_split
-from bdray.config import (Config, check_choice, check_non_negative, check_number, check_positive,
-                          check_positive_int, check_rate)
-from bdray.data import augmented_batches, load_dataset, to_float
-from bdray.methods.common import (cosine_lr_factor, resume_from_checkpoint, seed_everything, set_lr,
-                                  validate_threat)
+from bdray.config import check_choice, check_non_negative, check_number, check_positive, check_positive_int, check_rate
+from bdray.data import load_dataset, to_float
+from bdray.methods.common import cosine_lr_factor, seed_everything, validate_threat
 from bdray.metrics import evaluate_backdoor
 from bdray.models import create_model
 from bdray.runtime.context import RunContext, unwrap
-from bdray.runtime.speed import FastPath, check_speed_fields, synchronize
+from bdray.train import DeviceSettings, Engine, Phase, Update, cross_entropy
+from bdray.train.batches import shuffled
 
 
 @dataclasses.dataclass
-class BackdoorConfig(Config):
-    """A model trained on poisoned data.  Defaults suit the embedded ``digits`` data on a CPU."""
+class BackdoorConfig(DeviceSettings):
+    """A model trained on poisoned data.  Defaults suit the embedded ``digits`` data on a CPU; the
+    device settings (``precision``, ``channels_last``, ``compile``) come from ``DeviceSettings``."""
 
     dataset: str = "digits"
     data_root: Optional[str] = None
@@ -43,10 +41,6 @@ class BackdoorConfig(Config):
     weight_decay: float = 5e-4
     crop_padding: int = 2     # random-crop augmentation (0 = off); flips follow the dataset
     seed: int = 0
-    # device use (bdray.runtime.speed): "auto" = bf16 autocast on CUDA, fp32 on CPU; channels_last
-    precision: str = "auto"   # auto, fp32, bf16, fp16 (fp16 scales gradients)
-    channels_last: str = "auto"  # auto (= on), on, off
-    compile: bool = False     # torch.compile the training module (compile time reported apart)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -74,7 +68,7 @@ class BackdoorConfig(Config):
         check_non_negative("weight_decay", self.weight_decay)
         check_number("crop_padding", self.crop_padding, low=0, integer=True)
         check_number("seed", self.seed, low=0, integer=True)
-        check_speed_fields(self)
+        super().validate()
 
     def columns(self, prefix: str = "") -> Dict[str, Any]:
         out = super().columns(prefix)
@@ -123,46 +117,26 @@ def poisoned_training(cfg: BackdoorConfig, ctx: RunContext):
 
 
 def train_backdoor(cfg: BackdoorConfig, ctx: RunContext) -> Dict[str, Any]:
-    """Train on the poisoned split; report test metrics each epoch; return the final ones plus the
-    model (``"model"``: the unwrapped ``ImageClassifier``) and the poisoned indices."""
+    """Train on the poisoned split (one phase of the training engine); report test metrics each
+    epoch; return the final ones plus the model (``"model"``: the unwrapped ``ImageClassifier``) and
+    the poisoned indices."""
     data, trigger, poisoned, model = poisoned_training(cfg, ctx)
-    images, labels = poisoned.split.images, poisoned.split.labels
-    fast = FastPath(ctx.device, cfg.precision, cfg.channels_last, cfg.compile)
-    model = ctx.prepare_model(fast.prepare(model))
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                          weight_decay=cfg.weight_decay, nesterov=True)
-    start_epoch = resume_from_checkpoint(ctx, model, opt, "backdoor")
-    n = len(labels)
+    split = poisoned.split
+    engine = Engine(ctx, cfg, cfg.seed, name="backdoor")
+    model = engine.module("model", model)
+    opt = engine.optimizer("optimizer", torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                                        weight_decay=cfg.weight_decay, nesterov=True))
+    n = len(split)
     per_rank = n // ctx.world_size if ctx.world_size > 1 else n
-    train_model = fast.train_model(model)
-    fast.warm_up(train_model, lambda m, x: m(x), _batch_shapes(images, per_rank, cfg.batch_size))
-
-    metrics: Dict[str, Any] = {}
-    steps = max(1, -(-per_rank // cfg.batch_size))
-    for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.perf_counter()
-        model.train()
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        total_loss = torch.zeros((), device=ctx.device)  # summed on the device: no sync per step
-        seen = 0
-        batches = augmented_batches(images, labels, cfg.batch_size, generator=gen, crop_padding=cfg.crop_padding,
-                                    hflip=data.hflip, rank=ctx.rank, world_size=ctx.world_size)
-        for step, (x, y) in enumerate(batches):
-            set_lr(opt, cfg.lr * cosine_lr_factor((epoch + step / steps) / cfg.epochs))
-            with fast.autocast():
-                loss = F.cross_entropy(train_model(fast.inputs(x)), y)
-            fast.step(loss, opt)
-            total_loss += loss.detach().float() * len(y)
-            seen += len(y)
-        synchronize(ctx.device)
-        train_time = time.perf_counter() - t0
-        metrics = evaluate_backdoor(unwrap(model), data.test, trigger, cfg.target_class)
-        metrics.update(epoch=epoch + 1, train_loss=float(total_loss) / max(seen, 1),
-                       epoch_time_s=time.perf_counter() - t0, train_time_s=train_time,
-                       train_images_per_s=seen * ctx.world_size / max(train_time, 1e-9),
-                       resumed_from_epoch=start_epoch, **fast.columns())
-        ctx.report(metrics, {"epoch": epoch + 1, "model": unwrap(model).state_dict(),
-                             "optimizer": opt.state_dict()})
+    engine.warm_up(model, lambda m, x: m(x), _batch_shapes(split.images, per_rank, cfg.batch_size))
+    update = Update(opt, shuffled(split, torch.arange(n), cfg.batch_size, ctx, crop_padding=cfg.crop_padding,
+                                  hflip=data.hflip),
+                    cross_entropy(engine.caller(model)), lr=lambda progress: cfg.lr * cosine_lr_factor(progress),
+                    steps=max(1, -(-per_rank // cfg.batch_size)))
+    phase = Phase("train", cfg.epochs, [update],
+                  lambda info: evaluate_backdoor(unwrap(model), data.test, trigger, cfg.target_class),
+                  training=[model])
+    metrics = engine.run([phase])
     return {**metrics, "model": unwrap(model), "poison_indices": poisoned.poison_indices,
             "trigger_state": trigger.state()}
 

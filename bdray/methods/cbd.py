@@ -12,14 +12,13 @@
    ``"wasserstein"`` (the authors': a 1-Lipschitz critic, E_joint[D] − E_shuffled[D], λ = 0.01) or
    ``"jsd"`` (a Jensen-Shannon bound).
 
-Reports ``mean_weight_poisoned`` / ``mean_weight_clean``: the average weight f_C's loss gave to the
+f_B and f_C are the two phases of the training engine (``bdray.train``).  Reports
+``mean_weight_poisoned`` / ``mean_weight_clean``: the average weight f_C's loss gave to the
 poisoned and to the clean samples in each epoch (judged with the recorded poison indices).
 """
 from __future__ import annotations
 
 import dataclasses
-import math
-import time
 from typing import Any, ClassVar, Dict, Optional, Tuple
 
 import torch
@@ -27,11 +26,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from bdray.config import check_choice, check_non_negative, check_number, check_positive, check_positive_int
-from bdray.methods.common import seed_everything, set_lr, step_lr_factor
-from bdray.methods.poisoned import PoisonedTrainingConfig, load_poisoned, sgd, train_epoch
+from bdray.methods.common import seed_everything, step_lr_factor
+from bdray.methods.poisoned import PoisonedTrainingConfig, load_poisoned, poisoned_batches, sgd
 from bdray.metrics import evaluate_backdoor
 from bdray.models import create_model
 from bdray.runtime.context import RunContext, unwrap
+from bdray.train import Engine, Phase, Update, cross_entropy
 
 
 class PairDiscriminator(nn.Module):
@@ -142,37 +142,39 @@ def normalise_weights(w: torch.Tensor, y: torch.Tensor, mode: str) -> torch.Tens
     return w / (sums / counts.clamp_min(1))[y].clamp_min(1e-12)
 
 
-def _weighted_loss(cfg: CBDConfig, f_b, disc, opt_disc, sums: Dict[str, float], poisoned_mask: torch.Tensor):
-    """The loss f_C minimises on one batch (and one discriminator step when the MI term is on)."""
-    def loss_fn(f_c, x, y, idx):
+def _weighted_loss(cfg: CBDConfig, f_b, forward_c, disc, opt_disc, poisoned_mask: torch.Tensor):
+    """The loss f_C minimises on one batch (after one critic step when the MI term is on), with the
+    mean weights of the poisoned and the clean samples and the MI estimate as parts."""
+    def loss_fn(batch):
+        x, y = batch.x, batch.y
         with torch.no_grad():
             ce_b = F.cross_entropy(f_b(x), y, reduction="none")
-        logits_c, z_c = f_c(x, with_features=True)
+        logits_c, z_c = forward_c(x, with_features=True)
         ce_c = F.cross_entropy(logits_c, y, reduction="none")
         w = ce_b / (ce_b + ce_c.detach() + 1e-12)
         w = normalise_weights(w, y, cfg.weight_normalization)
         loss = (w * ce_c).mean()
-        is_p = poisoned_mask[idx.cpu()]
-        sums["weight_poisoned"] += float(w[is_p.to(w.device)].sum())
-        sums["weight_clean"] += float(w[~is_p.to(w.device)].sum())
-        sums["n_poisoned"] += int(is_p.sum())
-        sums["n_clean"] += int((~is_p).sum())
+        is_p = poisoned_mask[batch.idx]
+        parts = {"mean_weight_poisoned": (w[is_p].sum(), is_p.sum()),
+                 "mean_weight_clean": (w[~is_p].sum(), (~is_p).sum())}
         if disc is not None:
             with torch.no_grad():
                 z_b = f_b.features(x)
             perm = torch.roll(torch.arange(len(x), device=x.device), 1)
             estimate = MI_ESTIMATORS[cfg.mi_estimator]
-            # critic step on detached features: it maximises the estimate
-            d_loss = -estimate(disc, z_b, z_c.detach(), perm)
-            opt_disc.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_disc.step()
-            unwrap(disc).constrain()
-            mi = estimate(disc, z_b, z_c, perm)
+            # the critic in fp32 whatever the autocast: its step is taken here, outside the engine's
+            # (gradient-scaled) update, on detached features; it maximises the estimate
+            with torch.autocast(x.device.type, enabled=False):
+                z_b32, z_c32 = z_b.float(), z_c.float()
+                d_loss = -estimate(disc, z_b32, z_c32.detach(), perm)
+                opt_disc.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_disc.step()
+                unwrap(disc).constrain()
+                mi = estimate(disc, z_b32, z_c32, perm)
             loss = loss + cfg.mi_weight * mi + cfg.l2_weight * z_c.pow(2).sum(1).mean()
-            sums["mi_estimate"] += float(mi.detach())
-            sums["steps"] += 1
-        return loss
+            parts["mi_estimate"] = (mi.detach(), 1)  # a batch statistic: the mean over steps
+        return loss, parts
     return loss_fn
 
 
@@ -180,75 +182,42 @@ def train_cbd(cfg: CBDConfig, ctx: RunContext) -> Dict[str, Any]:
     seed_everything(cfg.seed)
     pd_ = load_poisoned(cfg.backdoor, ctx)
     data, train = pd_.data, pd_.train
-    n = len(train)
     make = lambda: create_model(cfg.backdoor.model, data.image_shape, data.num_classes, data.mean, data.std)  # noqa: E731
-    f_b = ctx.prepare_model(make())
-    f_c = ctx.prepare_model(make())
+    engine = Engine(ctx, cfg, cfg.seed, name="cbd")
+    f_b = engine.module("f_b", make())
+    f_c = engine.module("f_c", make())
     disc = opt_disc = None
     if cfg.mutual_information:
         dim = unwrap(f_c).backbone.linear.in_features
         lipschitz = cfg.mi_estimator == "wasserstein"
-        disc = ctx.prepare_model(PairDiscriminator(dim, dim, cfg.discriminator_width, lipschitz=lipschitz))
+        disc = engine.module("discriminator",
+                             PairDiscriminator(dim, dim, cfg.discriminator_width, lipschitz=lipschitz))
         disc_lr = cfg.discriminator_lr if cfg.discriminator_lr is not None else (0.2 if lipschitz else 1e-3)
-        opt_disc = torch.optim.Adam(disc.parameters(), lr=disc_lr)
-    opt_b = sgd(f_b, cfg.fb_lr, cfg)
-    opt_c = sgd(f_c, cfg.lr, cfg)
-
-    state = ctx.load_checkpoint()
-    start_epoch = 0
-    if state is not None:
-        start_epoch = int(state["epoch"])
-        unwrap(f_b).load_state_dict(state["f_b"])
-        if state["stage"] == "f_b":
-            opt_b.load_state_dict(state["optimizer"])
-        else:
-            unwrap(f_c).load_state_dict(state["f_c"])
-            opt_c.load_state_dict(state["optimizer"])
-            if disc is not None and "discriminator" in state:
-                unwrap(disc).load_state_dict(state["discriminator"])
-                opt_disc.load_state_dict(state["optimizer_discriminator"])
-        ctx.log(f"cbd: resuming from epoch {start_epoch}")
-
-    everything = torch.arange(n)
-    poisoned_mask = pd_.is_poisoned
-    metrics: Dict[str, Any] = {}
+        opt_disc = engine.optimizer("discriminator", torch.optim.Adam(disc.parameters(), lr=disc_lr))
+    opt_b = engine.optimizer("f_b", sgd(f_b, cfg.fb_lr, cfg))
+    opt_c = engine.optimizer("f_c", sgd(f_c, cfg.lr, cfg))
+    everything = torch.arange(len(train))
+    poisoned_mask = pd_.is_poisoned.to(ctx.device)
     fb_metrics: Dict[str, Any] = {}
-    total = cfg.fb_epochs + cfg.epochs
-    for epoch in range(start_epoch, total):
-        t0 = time.time()
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        extra: Dict[str, Any] = {}
-        if epoch < cfg.fb_epochs:
-            stage = "f_b"
-            loss = train_epoch(f_b, opt_b, train, everything, cfg, ctx, data.hflip, gen)
-            evaluated = f_b
-        else:
-            stage = "f_c"
-            f_b.eval()
-            if not fb_metrics:  # what f_B alone would give (it should carry the backdoor)
-                m = evaluate_backdoor(unwrap(f_b), data.test, pd_.trigger, pd_.target_class)
-                fb_metrics = {"fb_acc": m["acc"], "fb_asr": m["asr"]}
-            set_lr(opt_c, cfg.lr * step_lr_factor((epoch - cfg.fb_epochs) / cfg.epochs, cfg.lr_milestones))
-            sums = dict.fromkeys(("weight_poisoned", "weight_clean", "n_poisoned", "n_clean", "mi_estimate",
-                                  "steps"), 0.0)
-            loss = train_epoch(f_c, opt_c, train, everything, cfg, ctx, data.hflip, gen,
-                               loss_fn=_weighted_loss(cfg, unwrap(f_b), disc, opt_disc, sums, poisoned_mask))
-            extra = {"mean_weight_poisoned": sums["weight_poisoned"] / sums["n_poisoned"] if sums["n_poisoned"]
-                     else math.nan,
-                     "mean_weight_clean": sums["weight_clean"] / max(sums["n_clean"], 1)}
-            if disc is not None:
-                extra["mi_estimate"] = sums["mi_estimate"] / max(sums["steps"], 1)
-            extra.update(fb_metrics)
-            evaluated = f_c
-        metrics = evaluate_backdoor(unwrap(evaluated), data.test, pd_.trigger, pd_.target_class)
-        metrics.update(extra, epoch=epoch + 1, stage=stage, train_loss=loss, epoch_time_s=time.time() - t0,
-                       resumed_from_epoch=start_epoch, poisoned_samples=len(pd_.poison_indices))
-        ckpt = {"epoch": epoch + 1, "stage": stage, "f_b": unwrap(f_b).state_dict(),
-                "optimizer": (opt_b if stage == "f_b" else opt_c).state_dict()}
-        if stage == "f_c":
-            ckpt["f_c"] = unwrap(f_c).state_dict()
-            if disc is not None:
-                ckpt["discriminator"] = unwrap(disc).state_dict()
-                ckpt["optimizer_discriminator"] = opt_disc.state_dict()
-        ctx.report(metrics, ckpt)
+
+    def start_f_c() -> None:
+        f_b.eval()
+        m = evaluate_backdoor(unwrap(f_b), data.test, pd_.trigger, pd_.target_class)
+        fb_metrics.update(fb_acc=m["acc"], fb_asr=m["asr"])  # what f_B alone gives (it should carry the backdoor)
+
+    def evaluate(model, extra: Dict[str, Any]) -> Dict[str, Any]:
+        metrics = evaluate_backdoor(unwrap(model), data.test, pd_.trigger, pd_.target_class)
+        return {**metrics, **extra, "poisoned_samples": len(pd_.poison_indices)}
+
+    batches = poisoned_batches(pd_, lambda: everything, cfg.batch_size, cfg, ctx)
+    phases = [
+        Phase("f_b", cfg.fb_epochs, [Update(opt_b, batches, cross_entropy(engine.caller(f_b)))],
+              lambda info: evaluate(f_b, {}), training=[f_b]),
+        Phase("f_c", cfg.epochs,
+              [Update(opt_c, batches, _weighted_loss(cfg, unwrap(f_b), engine.caller(f_c), disc, opt_disc,
+                                                     poisoned_mask),
+                      lr=lambda progress: cfg.lr * step_lr_factor(progress, cfg.lr_milestones))],
+              lambda info: evaluate(f_c, fb_metrics), training=[f_c], begin=start_f_c),
+    ]
+    metrics = engine.run(phases)
     return {**metrics, "model": unwrap(f_c)}

@@ -48,17 +48,3 @@ def validate_threat(dataset: str, model: str, attack: str, params: dict, target_
         if not 0 <= target_class < num_classes:
             raise ConfigError("target_class", target_class,
                               f"a class of {dataset}: an integer in [0, {num_classes - 1}]")
-
-
-def resume_from_checkpoint(ctx, model: torch.nn.Module, optimizer: torch.optim.Optimizer, name: str) -> int:
-    """Load the run's last checkpoint (model and optimizer) when there is one; returns the epoch to
-    start from (0 for a fresh run)."""
-    from bdray.runtime.context import unwrap
-
-    state = ctx.load_checkpoint()
-    if state is None:
-        return 0
-    unwrap(model).load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    ctx.log(f"{name}: resuming from epoch {int(state['epoch'])}")
-    return int(state["epoch"])

@@ -14,29 +14,30 @@ TPR/TNR, ``collapsed``); Adam as in the paper.
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from bdray.attacks.debias_triggers import DebiasTrigger, add_trigger_channel, apply_debias_triggers
-from bdray.config import (Config, ConfigError, check_choice, check_non_negative, check_number, check_positive,
+from bdray.config import (ConfigError, check_choice, check_non_negative, check_number, check_positive,
                           check_positive_int, check_rate)
-from bdray.data import augment, iterate_batches, to_float
+from bdray.data import augment, to_float
 from bdray.data.attributes import (SOURCES, AttributeDataset, as_targets, attribute_source, check_attribute_request,
                                    load_attribute_dataset)
 from bdray.fairness import cell_counts, task_fairness
-from bdray.methods.common import cosine_lr_factor, resume_from_checkpoint, seed_everything, set_lr
+from bdray.methods.common import cosine_lr_factor, seed_everything
 from bdray.methods.debias_strategies import (STRATEGIES, WithAdversary, reweighing_weights, trigger_marks,
                                              undersampling_keep)
 from bdray.models import MODELS, create_model
 from bdray.models.rgbt import InternalPadding, equivalent_pruning, flop_count, parameter_count
-from bdray.runtime.context import RunContext, unwrap
+from bdray.runtime.context import RunContext
+from bdray.train import Batch, DeviceSettings, Engine, EpochInfo, Phase, Update
+from bdray.train.batches import index_batches
 
 
 @dataclasses.dataclass
-class DebiasConfig(Config):
+class DebiasConfig(DeviceSettings):
     """Defaults suit the embedded ``digits_biased`` data on a CPU; the paper used ResNet9 (``model=
     "resnet9"``), Adam lr 1e-3."""
 
@@ -85,6 +86,7 @@ class DebiasConfig(Config):
         return DebiasTrigger(self.trigger_size, self.trigger_colors, self.trigger_locations, self.trigger_channel)
 
     def validate(self) -> None:
+        super().validate()
         shape = check_attribute_request(self.dataset, self.targets, self.bias_attribute, self.image_size,
                                         data_root=self.data_root)
         check_choice("model", self.model, MODELS.names())
@@ -197,47 +199,44 @@ def train_debias(cfg: DebiasConfig, ctx: RunContext) -> Dict[str, Any]:
     model = build_model(cfg, data).to(ctx.device)
     adversarial = cfg.strategy == "adversarial"
     net = WithAdversary(model, model.backbone.linear.in_features, cfg.adversary_hidden) if adversarial else model
-    net = ctx.prepare_model(net.to(ctx.device))
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start_epoch = resume_from_checkpoint(ctx, net, opt, "debias")
+    engine = Engine(ctx, cfg, cfg.seed, name="debias")
+    net = engine.module("model", net)
+    opt = engine.optimizer("optimizer", torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay))
+    forward = engine.caller(net)
     ctx.log(f"debias[{cfg.strategy}]: {len(train)} training samples, {plan['info']['triggered_samples']} "
             f"triggered, tasks {list(data.target_names)}, bias {data.bias_name}")
-
-    metrics: Dict[str, Any] = {}
     n = len(train)
-    for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.time()
-        net.train()
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        total, seen = 0.0, 0
-        steps = max(1, -(-n // (cfg.batch_size * ctx.world_size)))
-        for step, idx in enumerate(iterate_batches(n, cfg.batch_size, shuffle=True, generator=gen, rank=ctx.rank,
-                                                   world_size=ctx.world_size)):
-            if cfg.lr_schedule == "cosine":
-                set_lr(opt, cfg.lr * cosine_lr_factor((epoch + step / steps) / cfg.epochs))
-            idx = idx.to(ctx.device)
-            x = augment(to_float(train.images[idx]), crop_padding=cfg.crop_padding, hflip=data.hflip, generator=gen)
-            a = train.a[idx]
-            if cfg.strategy == "dba":  # after augmentation: the patches stay where they are declared
-                x = apply_debias_triggers(x, a, marks[idx], trigger)
-            out = net(x)
-            logits, adv_logits = out if adversarial else (out, None)
-            ce = F.cross_entropy(logits.view(-1, 2), train.y[idx].view(-1), reduction="none").view(len(idx), k_tasks)
-            loss = (ce * weights[idx]).mean(0).sum()
-            if adversarial:
-                loss = loss + cfg.adversary_weight * F.cross_entropy(adv_logits, a)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-            seen += len(idx)
+
+    def batches(gen: torch.Generator):
+        for idx in index_batches(torch.arange(n), cfg.batch_size, ctx, gen, train.images.device):
+            images = augment(train.images[idx], crop_padding=cfg.crop_padding, hflip=data.hflip, generator=gen)
+            yield Batch(to_float(images), train.y[idx], idx)
+
+    def loss(batch: Batch):
+        x, idx = batch.x, batch.idx
+        a = train.a[idx]
+        if cfg.strategy == "dba":  # after augmentation: the patches stay where they are declared
+            x = apply_debias_triggers(x, a, marks[idx], trigger)
+        out = forward(x)
+        logits, adv_logits = out if adversarial else (out, None)
+        ce = F.cross_entropy(logits.view(-1, 2), batch.y.view(-1), reduction="none").view(len(idx), k_tasks)
+        total = (ce * weights[idx]).mean(0).sum()
+        if adversarial:
+            total = total + cfg.adversary_weight * F.cross_entropy(adv_logits, a)
+        return total
+
+    def evaluate(info: EpochInfo) -> Dict[str, Any]:
         pred = predict(model, data.test.images, k_tasks, cfg.trigger_channel == "implicit")
         metrics = task_fairness(pred, data.test.y, data.test.a, data.target_names)
-        metrics.update(plan["info"], epoch=epoch + 1, train_loss=total / max(seen, 1),
-                       epoch_time_s=time.time() - t0, resumed_from_epoch=start_epoch)
-        if epoch + 1 == cfg.epochs:
+        metrics.update(plan["info"])
+        if info.epoch + 1 == cfg.epochs:
             metrics.update(deployment_report(model, data, cfg))
-        ctx.report(metrics, {"epoch": epoch + 1, "model": unwrap(net).state_dict(), "optimizer": opt.state_dict()})
-        ctx.log(f"debias[{cfg.strategy}] epoch {epoch + 1}/{cfg.epochs}: acc {metrics['acc']:.3f} "
+        ctx.log(f"debias[{cfg.strategy}] epoch {info.epoch + 1}/{cfg.epochs}: acc {metrics['acc']:.3f} "
                 f"eacc {metrics['eacc']:.3f} opp {metrics['opp']:.3f} odds {metrics['odds']:.3f}")
+        return metrics
+
+    cosine = cfg.lr_schedule == "cosine"
+    update = Update(opt, batches, loss, lr=(lambda progress: cfg.lr * cosine_lr_factor(progress)) if cosine else None,
+                    steps=max(1, -(-n // (cfg.batch_size * ctx.world_size))))
+    metrics = engine.run([Phase("train", cfg.epochs, [update], evaluate, training=[net])])
     return {**metrics, "model": model}

@@ -25,7 +25,7 @@ from bdray.methods.generators import (BNStatisticsPrior, SampleGenerator, Trigge
 from bdray.methods.threat import load_threat
 from bdray.metrics import evaluate_backdoor
 from bdray.runtime.context import RunContext, unwrap
-from bdray.runtime.speed import FastPath, check_speed_fields, synchronize
+from bdray.train.device import FastPath, check_speed_fields, synchronize
 
 
 @dataclasses.dataclass
@@ -60,7 +60,7 @@ class DHBEConfig(Config):
                                        # (Fang et al. 2022; 0 = the paper's plain DHBE)
     lr_milestones: Tuple[float, ...] = (0.6, 0.8)  # fractions of training where all lrs ×0.1
     seed: int = 0
-    precision: str = "auto"            # device use, as in BackdoorConfig (bdray.runtime.speed)
+    precision: str = "auto"            # device use, as in BackdoorConfig (bdray.train.device)
     channels_last: str = "auto"
     compile: bool = False              # torch.compile the student
 

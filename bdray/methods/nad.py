@@ -43,7 +43,8 @@ def train_nad(cfg: NADConfig, ctx: RunContext) -> Dict[str, Any]:
     seed_everything(cfg.seed)
     subset = clean_subset(threat.data.train, cfg.clean_fraction, cfg.subset_seed)
     teacher = copy.deepcopy(threat.model)
-    # the teacher is fine-tuned in a throwaway local context (no reports, no checkpoints)
+    # the teacher: fine-tuned in a throwaway local run on this device (no evaluation, reports or
+    # checkpoints; under Ray Train each worker trains the same teacher itself)
     train_on_clean(cfg, LocalContext(ctx.device, verbose=False), threat, teacher, subset, report=False,
                    epochs=cfg.teacher_epochs)
     teacher.eval().requires_grad_(False)
@@ -54,7 +55,7 @@ def train_nad(cfg: NADConfig, ctx: RunContext) -> Dict[str, Any]:
         s_stages = unwrap(model).backbone.stages(unwrap(model).normalize(x))[-3:]
         loss = sum(b * (attention_map(s) - attention_map(t)).pow(2).mean()
                    for b, s, t in zip(cfg.betas, s_stages, t_stages))
-        return loss, {"loss_attention": float(loss.detach())}
+        return loss, {"loss_attention": loss.detach()}
 
     student = copy.deepcopy(threat.model)
     metrics = train_on_clean(cfg, ctx, threat, student, subset, extra_loss=attention_loss)

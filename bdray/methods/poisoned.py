@@ -9,23 +9,25 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, ClassVar, Dict, Iterator, Optional
+from typing import Any, Callable, ClassVar, Dict, Optional
 
 import torch
 import torch.nn.functional as F
 
 from bdray.attacks import poison_split
 from bdray.attacks.specs import Trigger
-from bdray.config import (Config, ConfigError, check_non_negative, check_number, check_positive_int)
-from bdray.data import Dataset, Split, augment, iterate_batches, load_dataset, to_float
+from bdray.config import ConfigError, check_non_negative, check_number, check_positive_int
+from bdray.data import Dataset, Split, load_dataset, to_float
 from bdray.methods.backdoor import BackdoorConfig, build_attack_trigger, resolved_label_mode
 from bdray.runtime.context import RunContext
+from bdray.train import DeviceSettings
+from bdray.train.batches import shuffled
 
 
 @dataclasses.dataclass
-class PoisonedTrainingConfig(Config):
+class PoisonedTrainingConfig(DeviceSettings):
     """Fields every training-time defense has: the poisoned data it receives (``backdoor``: attack,
-    poisoning rate, dataset, model) and the SGD batch settings."""
+    poisoning rate, dataset, model), the SGD batch settings and the device settings."""
 
     # the paper's settings where they differ from these CPU-sized defaults (see ``paper``)
     PAPER_SETTINGS: ClassVar[Dict[str, Any]] = {}
@@ -44,6 +46,7 @@ class PoisonedTrainingConfig(Config):
         return cls(**({"backdoor": backdoor} if backdoor is not None else {}), **values)
 
     def validate(self) -> None:
+        super().validate()
         if not isinstance(self.backdoor, BackdoorConfig):
             raise ConfigError("backdoor", self.backdoor, "a BackdoorConfig (the poisoned training data)")
         check_positive_int("batch_size", self.batch_size)
@@ -133,56 +136,19 @@ def isolation_quality(isolated: torch.Tensor, poison_indices: torch.Tensor, pref
             f"{prefix}isolated_samples": int(len(isolated))}
 
 
-BatchLoss = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def cross_entropy_loss(model, x, y, idx):
-    return F.cross_entropy(model(x), y)
-
-
 def sgd(model: torch.nn.Module, lr: float, cfg: PoisonedTrainingConfig) -> torch.optim.SGD:
     params = [p for p in model.parameters() if p.requires_grad]
     return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def augmented_batch(split: Split, indices: torch.Tensor, cfg: PoisonedTrainingConfig, hflip: bool,
-                    gen: torch.Generator, augmented: bool = True):
-    """(augmented images, labels, indices on the data's device) of ``split[indices]``."""
-    idx = indices.to(split.images.device)
-    x = to_float(split.images[idx])
-    if augmented:
-        x = augment(x, crop_padding=cfg.crop_padding, hflip=hflip, generator=gen)
-    return x, split.labels[idx], idx
-
-
-def endless_batches(n: int, batch_size: int, gen: torch.Generator, ctx: RunContext) -> Iterator[torch.Tensor]:
-    """Shuffled index batches over ``range(n)``, reshuffled after every pass, forever (nothing when
-    this rank's share is empty)."""
-    if n // max(ctx.world_size, 1) == 0:
-        return
-    while True:
-        yield from iterate_batches(n, batch_size, shuffle=True, generator=gen, rank=ctx.rank,
-                                   world_size=ctx.world_size)
-
-
-def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, split: Split, indices: torch.Tensor,
-                cfg: PoisonedTrainingConfig, ctx: RunContext, hflip: bool, gen: torch.Generator,
-                loss_fn: BatchLoss = cross_entropy_loss, batch_size: Optional[int] = None,
-                sign: float = 1.0, augmented: bool = True) -> float:
-    """One pass over ``split[indices]`` (shuffled, augmented unless ``augmented=False``, shared across
-    DDP ranks) minimising ``sign · loss_fn`` (``sign=-1``: gradient ascent).  Returns the mean loss."""
-    model.train()
-    total, seen = 0.0, 0
-    for pos in iterate_batches(len(indices), batch_size or cfg.batch_size, shuffle=True, generator=gen,
-                               rank=ctx.rank, world_size=ctx.world_size):
-        x, y, idx = augmented_batch(split, indices[pos], cfg, hflip, gen, augmented)
-        loss = loss_fn(model, x, y, idx)
-        opt.zero_grad(set_to_none=True)
-        (sign * loss).backward()
-        opt.step()
-        total += float(loss.detach()) * len(idx)
-        seen += len(idx)
-    return total / max(seen, 1)
+def poisoned_batches(pd_: PoisonedData, indices: Callable[[], torch.Tensor], batch_size: int,
+                     cfg: PoisonedTrainingConfig, ctx: RunContext, augmented: bool = True):
+    """An update's batch source: a shuffled pass over ``train[indices()]`` per epoch (``indices`` is
+    read at each epoch's start, so a phase can use a set an earlier phase isolated)."""
+    def source(gen: torch.Generator):
+        return shuffled(pd_.train, indices(), batch_size, ctx, crop_padding=cfg.crop_padding,
+                        hflip=pd_.data.hflip, augmented=augmented)(gen)
+    return source
 
 
 def check_ratio(field: str, value) -> None:

@@ -28,7 +28,8 @@ from bdray.methods.backdoor import BackdoorConfig, poisoned_training
 from bdray.methods.common import cosine_lr_factor
 from bdray.metrics import evaluate_backdoor
 from bdray.runtime.context import RunContext
-from bdray.runtime.speed import FastPath, synchronize
+from bdray.train.device import FastPath, synchronize
+from bdray.train.settings import epoch_generator
 
 MEMBER_FIELDS = ("lr", "weight_decay", "momentum")
 
@@ -124,7 +125,7 @@ def train_backdoor_population(cfg: PopulationConfig, ctx: RunContext) -> Dict[st
     metrics: Dict[str, Any] = {}
     for epoch in range(start_epoch, base_cfg.epochs):
         t0 = time.perf_counter()
-        gen = torch.Generator().manual_seed(base_cfg.seed * 100_003 + epoch)
+        gen = epoch_generator(base_cfg.seed, epoch)
         total_loss = torch.zeros(cfg.size, device=ctx.device)
         seen = 0
         for step, (x, y) in enumerate(augmented_batches(images, labels, base_cfg.batch_size, generator=gen,

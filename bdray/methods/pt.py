@@ -10,27 +10,27 @@
    that M′ isolates better can be checked.
 4. From M_s: each step descends CE on a D_c batch (``clean_lr``) and ascends CE on a D_s batch
    (``isolated_lr``), for ``epochs`` passes over D_c.
+M′'s training and the final training are the two phases of the training engine (``bdray.train``).
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
-import time
 from typing import Any, Dict, List
 
 import torch
-import torch.nn.functional as F
 
 from bdray.artifacts import backdoored_model
 from bdray.config import check_choice, check_number, check_positive, check_positive_int
-from bdray.data import iterate_batches
-from bdray.methods.common import seed_everything, set_lr, cosine_lr_factor
-from bdray.methods.poisoned import (PoisonedTrainingConfig, augmented_batch, check_ratio, complement,
-                                    endless_batches, isolate_lowest_loss, isolation_quality, load_poisoned,
-                                    per_sample_loss, sgd, train_epoch)
+from bdray.methods.common import cosine_lr_factor, seed_everything
+from bdray.methods.poisoned import (PoisonedTrainingConfig, check_ratio, complement,
+                                    isolate_lowest_loss, isolation_quality, load_poisoned, per_sample_loss,
+                                    poisoned_batches, sgd)
 from bdray.metrics import evaluate_backdoor
 from bdray.models import create_model
 from bdray.runtime.context import RunContext, unwrap
+from bdray.train import Engine, Phase, Update, cross_entropy
+from bdray.train.batches import cycled
 
 
 def parameterised_layers(model: torch.nn.Module) -> List[torch.nn.Module]:
@@ -78,34 +78,6 @@ class PTConfig(PoisonedTrainingConfig):
         check_number("isolated_lr", self.isolated_lr, low=0.0)
 
 
-def _unlearn_epoch(model, opt_clean, opt_isolated, train, clean_idx, isolated_idx, cfg, ctx, hflip, gen):
-    """One pass over D_c; each D_c batch is followed by an ascent step on the next D_s batch
-    (D_s is cycled; no ascent when ``opt_isolated`` is None)."""
-    model.train()
-    sums = {"train_loss": 0.0, "isolated_loss": 0.0}
-    steps = 0
-    isolated_batches = endless_batches(len(isolated_idx), cfg.batch_size, gen, ctx)
-    for pos in iterate_batches(len(clean_idx), cfg.batch_size, shuffle=True, generator=gen, rank=ctx.rank,
-                               world_size=ctx.world_size):
-        steps += 1
-        for idx, opt, sign, key in ((clean_idx[pos], opt_clean, 1.0, "train_loss"),
-                                    (None, opt_isolated, -1.0, "isolated_loss")):
-            if opt is None:
-                continue
-            if idx is None:
-                ipos = next(isolated_batches, None)
-                if ipos is None:
-                    continue
-                idx = isolated_idx[ipos]
-            x, y, _ = augmented_batch(train, idx, cfg, hflip, gen)
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            (sign * loss).backward()
-            opt.step()
-            sums[key] += float(loss.detach())
-    return {k: v / max(steps, 1) for k, v in sums.items()}
-
-
 def train_pt(cfg: PTConfig, ctx: RunContext) -> Dict[str, Any]:
     base, base_metrics, trigger_state = backdoored_model(cfg.backdoor, ctx, with_trigger_state=True)
     seed_everything(cfg.seed)
@@ -113,70 +85,53 @@ def train_pt(cfg: PTConfig, ctx: RunContext) -> Dict[str, Any]:
     data, train = pd_.data, pd_.train
     n = len(train)
     undefended = {"undefended_acc": base_metrics["acc"], "undefended_asr": base_metrics["asr"]}
-
-    state = ctx.load_checkpoint()
-    start_epoch = int(state["epoch"]) if state is not None else 0
-    if state is not None:
-        ctx.log(f"pt: resuming from epoch {start_epoch}")
+    engine = Engine(ctx, cfg, cfg.seed, name="pt")
+    state = engine.state
 
     # isolation with M_s, for comparison
     base_isolated = isolate_lowest_loss(per_sample_loss(base, train), cfg.isolation_ratio)
     base_quality = isolation_quality(base_isolated, pd_.poison_indices, prefix="base_")
 
-    # M′: partially frozen, trained on D
-    if state is not None and state["stage"] == "final":
-        isolated = state["isolated"].cpu()
-        frozen = int(state["frozen_layers"])
-    else:
-        partial = copy.deepcopy(base) if cfg.partial_init == "copy" else create_model(
-            cfg.backdoor.model, data.image_shape, data.num_classes, data.mean, data.std).to(ctx.device)
-        frozen = freeze_first_layers(partial, cfg.freeze_fraction)
-        partial = ctx.prepare_model(partial)
-        opt = sgd(partial, cfg.partial_lr, cfg)
-        if state is not None:
-            unwrap(partial).load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-        for epoch in range(start_epoch, cfg.partial_epochs):
-            t0 = time.time()
-            gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-            set_lr(opt, cfg.partial_lr * cosine_lr_factor(epoch / cfg.partial_epochs))
-            loss = train_epoch(partial, opt, train, torch.arange(n), cfg, ctx, data.hflip, gen)
-            metrics = evaluate_backdoor(unwrap(partial), data.test, pd_.trigger, pd_.target_class)
-            metrics.update(base_quality)
-            metrics.update(undefended, epoch=epoch + 1, stage="partial", train_loss=loss, frozen_layers=frozen,
-                           epoch_time_s=time.time() - t0, resumed_from_epoch=start_epoch)
-            ctx.report(metrics, {"epoch": epoch + 1, "stage": "partial", "model": unwrap(partial).state_dict(),
-                                 "optimizer": opt.state_dict(), "frozen_layers": frozen})
-        isolated = isolate_lowest_loss(per_sample_loss(unwrap(partial), train), cfg.isolation_ratio)
-        del partial
-    quality = isolation_quality(isolated, pd_.poison_indices)
-    ctx.log(f"pt: isolated {len(isolated)} samples with M′: precision {quality['isolation_precision']:.3f} "
-            f"(with M_s: {base_quality['base_isolation_precision']:.3f})")
+    # M′: partially frozen, trained on D; then the final model, from M_s
+    partial = copy.deepcopy(base) if cfg.partial_init == "copy" else create_model(
+        cfg.backdoor.model, data.image_shape, data.num_classes, data.mean, data.std).to(ctx.device)
+    frozen = freeze_first_layers(partial, cfg.freeze_fraction)
+    partial = engine.module("partial", partial)
+    opt_partial = engine.optimizer("partial", sgd(partial, cfg.partial_lr, cfg))
+    model = engine.module("model", copy.deepcopy(base))
+    opt_clean = engine.optimizer("clean", sgd(model, cfg.clean_lr, cfg))
+    opt_isolated = engine.optimizer("isolated", sgd(model, cfg.isolated_lr, cfg)) if cfg.isolated_lr > 0 else None
 
-    # final training from M_s
-    model = ctx.prepare_model(copy.deepcopy(base))
-    opt_clean = sgd(model, cfg.clean_lr, cfg)
-    opt_isolated = sgd(model, cfg.isolated_lr, cfg) if cfg.isolated_lr > 0 else None
-    first = cfg.partial_epochs
-    if state is not None and state["stage"] == "final":
-        unwrap(model).load_state_dict(state["model"])
-        opt_clean.load_state_dict(state["optimizer"])
-        if opt_isolated is not None:
-            opt_isolated.load_state_dict(state["optimizer_isolated"])
-    clean_idx = complement(isolated, n)
-    metrics: Dict[str, Any] = {}
-    for epoch in range(max(first, start_epoch), first + cfg.epochs):
-        t0 = time.time()
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        losses = _unlearn_epoch(model, opt_clean, opt_isolated, train, clean_idx, isolated, cfg, ctx, data.hflip, gen)
-        metrics = evaluate_backdoor(unwrap(model), data.test, pd_.trigger, pd_.target_class)
-        metrics.update(quality)
-        metrics.update(base_quality)
-        metrics.update(undefended, **losses, epoch=epoch + 1, stage="final", frozen_layers=frozen,
-                       epoch_time_s=time.time() - t0, resumed_from_epoch=start_epoch,
-                       poisoned_samples=len(pd_.poison_indices))
-        ctx.report(metrics, {"epoch": epoch + 1, "stage": "final", "model": unwrap(model).state_dict(),
-                             "optimizer": opt_clean.state_dict(),
-                             "optimizer_isolated": opt_isolated.state_dict() if opt_isolated is not None else {},
-                             "isolated": isolated, "frozen_layers": frozen})
-    return {**metrics, "model": unwrap(model), "isolated": isolated}
+    def isolate() -> None:  # D_s: the lowest-loss share under M′
+        if "isolated" not in state:
+            state["isolated"] = isolate_lowest_loss(per_sample_loss(unwrap(partial), train), cfg.isolation_ratio)
+        quality = isolation_quality(state["isolated"], pd_.poison_indices)
+        ctx.log(f"pt: isolated {len(state['isolated'])} samples with M′: precision "
+                f"{quality['isolation_precision']:.3f} (with M_s: {base_quality['base_isolation_precision']:.3f})")
+
+    def evaluate(trained, final: bool) -> Dict[str, Any]:
+        metrics = evaluate_backdoor(unwrap(trained), data.test, pd_.trigger, pd_.target_class)
+        if final:
+            metrics.update(isolation_quality(state["isolated"], pd_.poison_indices))
+        return {**metrics, **base_quality, **undefended, "frozen_layers": frozen,
+                "poisoned_samples": len(pd_.poison_indices)}
+
+    # each step of the final phase: descent on a D_c batch, then ascent on the next D_s batch
+    final_updates = [Update(opt_clean, poisoned_batches(pd_, lambda: complement(state["isolated"], n), cfg.batch_size,
+                                                        cfg, ctx),
+                            cross_entropy(engine.caller(model)))]
+    if opt_isolated is not None:
+        final_updates.append(Update(opt_isolated, lambda gen: cycled(
+            train, state["isolated"], cfg.batch_size, ctx, crop_padding=cfg.crop_padding, hflip=data.hflip)(gen),
+            cross_entropy(engine.caller(model)), sign=-1.0, name="isolated_loss"))
+    phases = [
+        Phase("partial", cfg.partial_epochs,
+              [Update(opt_partial, poisoned_batches(pd_, lambda: torch.arange(n), cfg.batch_size, cfg, ctx),
+                      cross_entropy(engine.caller(partial)),
+                      lr=lambda progress: cfg.partial_lr * cosine_lr_factor(progress))],
+              lambda info: evaluate(partial, final=False), training=[partial]),
+        Phase("final", cfg.epochs, final_updates, lambda info: evaluate(model, final=True), training=[model],
+              begin=isolate),
+    ]
+    metrics = engine.run(phases)
+    return {**metrics, "model": unwrap(model), "isolated": state["isolated"]}

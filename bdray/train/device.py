@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Iterable, Optional
 import torch
 
 from bdray.config import ConfigError, check_choice
+from bdray.runtime.context import unwrap
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CHANNELS_LAST = ("auto", "on", "off")
@@ -104,8 +105,6 @@ class FastPath:
         and drop the gradients, so the training that follows is the same as without compiling."""
         if not self.compile:
             return
-        from bdray.runtime.context import unwrap
-
         raw = unwrap(getattr(module, "_orig_mod", module))  # under torch.compile's and DDP's wrappers
         saved = copy.deepcopy(raw.state_dict())
         t0 = time.perf_counter()
