@@ -1,7 +1,7 @@
-"""Name -> factory registries, in the style of ``create(name, **kwargs)``."""
+"""Name -> object registries (methods, models, attacks, datasets) with clear unknown-name errors."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Generic, Iterator, TypeVar
+from typing import Dict, Generic, Iterator, TypeVar
 
 from bdray.config import ConfigError
 
@@ -30,10 +30,6 @@ class Registry(Generic[T]):
         if name not in self._entries:
             raise ConfigError(field or self.kind, name, f"one of {sorted(self._entries)}")
         return self._entries[name]
-
-    def create(self, name: str, **kwargs: Any) -> Any:
-        factory: Callable[..., Any] = self.get(name)  # type: ignore[assignment]
-        return factory(**kwargs)
 
     def names(self) -> list[str]:
         return sorted(self._entries)

@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.methods import get_method  # noqa: E402
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all, default_name  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, resources, default_name  # noqa: E402
+from sweeps.run import run_all  # noqa: E402
 from sweeps.dhbe_lr import dhbe_base  # noqa: E402
 
 ATTACKS = ["badnets", "clean_label", "trojan"]

@@ -17,7 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all, default_name  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, resources, default_name  # noqa: E402
+from sweeps.run import run_all  # noqa: E402
 from sweeps.training_defenses import defense_config  # noqa: E402
 
 RATES = [0.01, 0.05, 0.2, 0.5]

@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.methods.debias_strategies import STRATEGIES  # noqa: E402
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_run_args, resources, run_all, default_name  # noqa: E402
+from bdray.sweep.cli import add_run_args, resources, default_name  # noqa: E402
+from sweeps.run import run_all  # noqa: E402
 from sweeps.debiasing import add_data_args, all_targets, base_config  # noqa: E402
 
 

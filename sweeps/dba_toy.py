@@ -15,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.methods.dba_toy import STRATEGIES, DBAToyConfig  # noqa: E402
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_run_args, resources, run_all  # noqa: E402
+from bdray.sweep.cli import add_run_args, resources  # noqa: E402
+from sweeps.run import run_all  # noqa: E402
 
 BIAS_RATES = [0.5, 0.6, 0.7, 0.8, 0.9]
 

@@ -14,7 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all, default_name  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, resources, default_name  # noqa: E402
+from sweeps.run import run_all  # noqa: E402
 from sweeps.dhbe_lr import dhbe_base  # noqa: E402
 
 LAMBDAS = [0.0, 0.001, 0.01, 0.03, 0.1, 0.2, 0.5, 1.0]

@@ -26,7 +26,8 @@ from bdray.methods import get_method  # noqa: E402
 from bdray.methods.dhbe import DHBEConfig  # noqa: E402
 from bdray.presets import method_config  # noqa: E402
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, budget, resources, run_all, default_name  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, budget, resources, default_name  # noqa: E402
+from sweeps.run import run_all  # noqa: E402
 
 BLIND_BASELINES = ("finetune", "fineprune", "nad")
 # lr range of the blind baselines: the paper's 0.002–0.02 (CIFAR-10, 2000 samples per epoch); the

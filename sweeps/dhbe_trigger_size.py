@@ -13,7 +13,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, resources, run_all, default_name  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, resources, default_name  # noqa: E402
+from sweeps.run import run_all  # noqa: E402
 from sweeps.dhbe_lr import dhbe_base  # noqa: E402
 
 SIZES = {"digits": ([2, 3, 4], [2, 3, 5]), "default": ([3, 4, 5], [3, 5, 7])}

@@ -32,10 +32,6 @@ class Split:
     def subset(self, index: torch.Tensor) -> "Split":
         return Split(self.images[index], self.labels[index])
 
-    def float_images(self) -> torch.Tensor:
-        """Images as float N×C×H×W in [0, 1] (the pixel space triggers live in)."""
-        return to_float(self.images)
-
 
 def to_float(images_uint8: torch.Tensor) -> torch.Tensor:
     return images_uint8.float().div_(255.0)

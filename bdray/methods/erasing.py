@@ -74,7 +74,7 @@ def train_on_clean(cfg: ErasingConfig, ctx: RunContext, threat: Threat, model: t
     """SGD with cross-entropy on ``subset`` (plus ``extra_loss``) on the engine, evaluated,
     reported and checkpointed each epoch (``report=False``: none of that, e.g. NAD's teacher);
     resumes from the context's checkpoint.  Returns the last epoch's metrics."""
-    engine = Engine(ctx, cfg, cfg.seed, name=type(cfg).__name__, report=report)
+    engine = Engine(ctx, cfg, cfg.seed, name=type(cfg).__name__.removesuffix("Config").lower(), report=report)
     model = engine.module("model", model)
     opt = engine.optimizer("optimizer", torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                                         weight_decay=cfg.weight_decay))

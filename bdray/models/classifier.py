@@ -24,9 +24,6 @@ class ImageClassifier(nn.Module):
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         return (pixels - self.mean) / self.std
 
-    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.std + self.mean
-
     def forward(self, x: torch.Tensor, normalized: bool = False, with_features: bool = False):
         """Logits; with ``with_features`` the pair (logits, penultimate features) from one pass
         (through a DDP wrapper, so gradients of both are synchronised)."""

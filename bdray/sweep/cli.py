@@ -95,32 +95,3 @@ def resources(args) -> Dict[str, Any]:
     return {"max_concurrent": args.max_concurrent, "storage_path": args.storage_path, "seed": args.seed,
             "workers_per_trial": args.workers_per_trial, "cpus_per_worker": args.cpus_per_trial,
             "gpus_per_worker": args.gpus_per_trial, "executor": args.executor, "trial_retries": args.trial_retries}
-
-
-def run_all(sweeps, params) -> int:
-    """Validate every sweep (before any Ray work), run them in order, then report on the folder."""
-    from bdray.sweep.runner import run_sweep
-
-    for sweep in sweeps:
-        sweep.validate()
-    return finish(sweeps[0].root, [run_sweep(s) for s in sweeps], params=params)
-
-
-def finish(sweep_root: str, results, params) -> int:
-    """Print the final table, rebuild the report folder and return the exit code."""
-    import pandas as pd
-
-    from analysis.report import write_report
-    from analysis.tables import trials_table
-
-    trials = pd.concat([r.trials for r in results], ignore_index=True) if results else pd.DataFrame()
-    print("\n=== trials of this run ===")
-    if len(trials):
-        shown = trials_table(trials, params=["method", *params])
-        print(shown.loc[:, shown.notna().any()].to_string(index=False))  # no all-empty metric columns
-    paths = write_report(sweep_root, params=params)
-    print(f"\n{len(trials)} trials this run; results under {sweep_root}")
-    for name, path in paths.items():
-        print(f"{name}: {path}")
-    failed = trials[trials["status"] != "TERMINATED"] if len(trials) else trials
-    return 1 if len(failed) else 0
