@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from bdray.config import check_non_negative, check_number, check_positive, check_positive_int
-from bdray.methods.common import seed_everything, step_lr_factor
+from bdray.methods.common import seed_everything
 from bdray.methods.poisoned import (PoisonedTrainingConfig, accuracy_on, check_ratio, complement,
                                     isolate_lowest_loss, isolation_quality, load_poisoned, per_sample_loss,
                                     poisoned_batches, sgd)
@@ -29,6 +29,7 @@ from bdray.metrics import evaluate_backdoor
 from bdray.models import create_model
 from bdray.runtime.context import RunContext, unwrap
 from bdray.train import Engine, EpochInfo, Phase, Update, cross_entropy
+from bdray.train.schedules import step_lr_factor
 
 
 def lga_loss(forward, gamma: float):

@@ -12,12 +12,13 @@ import torch
 from bdray.attacks import attack_params, build_trigger, poison_split
 from bdray.config import check_choice, check_non_negative, check_number, check_positive, check_positive_int, check_rate
 from bdray.data import load_dataset, to_float
-from bdray.methods.common import cosine_lr_factor, seed_everything, validate_threat
+from bdray.methods.common import seed_everything, validate_threat
 from bdray.metrics import evaluate_backdoor
 from bdray.models import create_model
 from bdray.runtime.context import RunContext, unwrap
 from bdray.train import DeviceSettings, Engine, Phase, Update, cross_entropy
 from bdray.train.batches import shuffled
+from bdray.train.schedules import cosine_lr_factor
 
 
 @dataclasses.dataclass

@@ -1,9 +1,7 @@
-"""Small pieces every training loop shares: seeding, schedules, threat-model checks."""
+"""Small pieces every method shares: seeding and threat-model checks (lr schedules: ``bdray.train.schedules``)."""
 from __future__ import annotations
 
-import math
 import random
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -19,20 +17,6 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
-
-
-def step_lr_factor(progress: float, milestones: Sequence[float], gamma: float = 0.1) -> float:
-    """Multiplicative lr factor at ``progress`` in [0, 1] for step decay at fractional milestones."""
-    return gamma ** sum(progress >= m for m in milestones)
-
-
-def cosine_lr_factor(progress: float) -> float:
-    return 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
-
-
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
 
 
 def validate_threat(dataset: str, model: str, attack: str, params: dict, target_class: int) -> None:

@@ -26,7 +26,7 @@ from bdray.data import augment, to_float
 from bdray.data.attributes import (SOURCES, AttributeDataset, as_targets, attribute_source, check_attribute_request,
                                    load_attribute_dataset)
 from bdray.fairness import cell_counts, task_fairness
-from bdray.methods.common import cosine_lr_factor, seed_everything
+from bdray.methods.common import seed_everything
 from bdray.methods.debias_strategies import (STRATEGIES, WithAdversary, reweighing_weights, trigger_marks,
                                              undersampling_keep)
 from bdray.models import MODELS, create_model
@@ -34,6 +34,7 @@ from bdray.models.rgbt import InternalPadding, equivalent_pruning, flop_count, p
 from bdray.runtime.context import RunContext
 from bdray.train import Batch, DeviceSettings, Engine, EpochInfo, Phase, Update
 from bdray.train.batches import index_batches
+from bdray.train.schedules import cosine_lr_factor
 
 
 @dataclasses.dataclass

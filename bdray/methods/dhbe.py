@@ -19,13 +19,14 @@ import torch
 from bdray.config import Config, ConfigError, check_choice, check_non_negative, check_number, check_positive, check_positive_int
 from bdray.data import KNOWN_SHAPES
 from bdray.methods.backdoor import BackdoorConfig
-from bdray.methods.common import seed_everything, set_lr, step_lr_factor
+from bdray.methods.common import seed_everything
 from bdray.methods.generators import (BNStatisticsPrior, SampleGenerator, TriggerGenerator, paste_trigger, paste_trigger_per_sample,
                                      total_variation)
 from bdray.methods.threat import load_threat
 from bdray.metrics import evaluate_backdoor
 from bdray.runtime.context import RunContext, unwrap
 from bdray.train.device import FastPath, check_speed_fields, synchronize
+from bdray.train.schedules import set_lr, step_lr_factor
 
 
 @dataclasses.dataclass

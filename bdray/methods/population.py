@@ -25,11 +25,11 @@ from torch.func import functional_call, stack_module_state, vmap
 from bdray.config import Config, ConfigError, check_non_negative, check_number, check_positive
 from bdray.data import augmented_batches
 from bdray.methods.backdoor import BackdoorConfig, poisoned_training
-from bdray.methods.common import cosine_lr_factor
 from bdray.metrics import evaluate_backdoor
 from bdray.runtime.context import RunContext
 from bdray.train.device import FastPath, synchronize
 from bdray.train.settings import epoch_generator
+from bdray.train.schedules import cosine_lr_factor
 
 MEMBER_FIELDS = ("lr", "weight_decay", "momentum")
 

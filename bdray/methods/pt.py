@@ -22,7 +22,7 @@ import torch
 
 from bdray.artifacts import backdoored_model
 from bdray.config import check_choice, check_number, check_positive, check_positive_int
-from bdray.methods.common import cosine_lr_factor, seed_everything
+from bdray.methods.common import seed_everything
 from bdray.methods.poisoned import (PoisonedTrainingConfig, check_ratio, complement,
                                     isolate_lowest_loss, isolation_quality, load_poisoned, per_sample_loss,
                                     poisoned_batches, sgd)
@@ -31,6 +31,7 @@ from bdray.models import create_model
 from bdray.runtime.context import RunContext, unwrap
 from bdray.train import Engine, Phase, Update, cross_entropy
 from bdray.train.batches import cycled
+from bdray.train.schedules import cosine_lr_factor
 
 
 def parameterised_layers(model: torch.nn.Module) -> List[torch.nn.Module]:

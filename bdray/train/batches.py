@@ -52,12 +52,13 @@ def cycled(split: Split, indices: torch.Tensor, batch_size: int, ctx: RunContext
     """Shuffled passes over ``split[indices]``, reshuffled after each, for as long as the epoch asks
     (for an update that follows another update's batches, e.g. PT's ascent on D_s); nothing when
     this rank's share is empty."""
+    one_pass = shuffled(split, indices, batch_size, ctx, crop_padding=crop_padding, hflip=hflip)
+
     def source(gen: torch.Generator) -> Iterator[Batch]:
         if len(indices) // max(ctx.world_size, 1) == 0:
             return
         while True:
-            for idx in index_batches(indices, batch_size, ctx, gen, split.images.device):
-                yield gather(split, idx, gen, crop_padding, hflip)
+            yield from one_pass(gen)
     return source
 
 

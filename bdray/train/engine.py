@@ -34,6 +34,7 @@ from torch import nn
 
 from bdray.runtime.context import RunContext, unwrap
 from bdray.train.device import FastPath, synchronize
+from bdray.train.schedules import set_lr
 from bdray.train.settings import DeviceSettings, epoch_generator
 
 
@@ -88,9 +89,9 @@ class _Tally:
         self.counts: Dict[str, Any] = {}
 
     def add(self, name: str, total: torch.Tensor, count: Any) -> None:
-        total = total.detach().to(torch.float64)
+        total = total.detach().to(torch.float64, copy=True)  # summed in place below
         if name in self.sums:
-            self.sums[name] = self.sums[name] + total
+            self.sums[name] += total
             self.counts[name] = self.counts[name] + count
         else:
             self.sums[name], self.counts[name] = total, count
@@ -205,7 +206,7 @@ class Engine:
             module.train()
         for update in phase.updates:
             if update.lr is not None and update.steps is None:
-                _set_lr(update.optimizer, update.lr(info.phase_epoch / phase.epochs))
+                set_lr(update.optimizer, update.lr(info.phase_epoch / phase.epochs))
         gen = epoch_generator(self.seed, info.epoch)
         tally = _Tally(self.ctx.device)
         sources = [iter(update.batches(gen)) for update in phase.updates]
@@ -222,7 +223,7 @@ class Engine:
                     continue
                 batch = Batch(fast.inputs(batch.x), batch.y, batch.idx)
                 if update.lr is not None and update.steps is not None:
-                    _set_lr(update.optimizer, update.lr((info.phase_epoch + step / update.steps) / phase.epochs))
+                    set_lr(update.optimizer, update.lr((info.phase_epoch + step / update.steps) / phase.epochs))
                 with fast.autocast():
                     out = update.loss(batch)
                 loss, parts = out if isinstance(out, tuple) else (out, {})
@@ -264,8 +265,3 @@ class Engine:
 def cross_entropy(forward: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[Batch], torch.Tensor]:
     """The plain loss of an update: batch-mean cross-entropy of ``forward`` on the batch."""
     return lambda batch: F.cross_entropy(forward(batch.x), batch.y)
-
-
-def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
