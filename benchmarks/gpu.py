@@ -76,9 +76,9 @@ def dhbe_iterations(teacher: BackdoorConfig, device, iters: int, artifacts: str,
                                generator_width=width, **setting)
         result = run_local("dhbe", cfg, device=device, artifact_root=artifacts, verbose=False)
         last = result.history[-1]
-        rows.append({"benchmark": "dhbe iterations", "setting": name, "iterations_per_s": last["iterations_per_s"],
+        rows.append({"benchmark": "dhbe iterations", "setting": name, "iterations_per_s": last["train_steps_per_s"],
                      "compile_time_s": last["compile_time_s"], "precision_used": last["precision_used"]})
-        print(f"  dhbe {name}: {last['iterations_per_s']:.1f} it/s", flush=True)
+        print(f"  dhbe {name}: {last['train_steps_per_s']:.1f} it/s", flush=True)
     return rows
 
 

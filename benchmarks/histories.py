@@ -35,6 +35,12 @@ RUNS = {
     "finetune": ("finetune", {"backdoor": SMALL, "epochs": 3}),
     "fineprune": ("fineprune", {"backdoor": SMALL, "epochs": 3}),
     "nad": ("nad", {"backdoor": SMALL, "epochs": 3, "teacher_epochs": 2}),
+    "dhbe": ("dhbe", {"backdoor": SMALL, "epochs": 3, "iters_per_epoch": 4}),
+    "dfad": ("dhbe", {"backdoor": SMALL, "epochs": 2, "iters_per_epoch": 4, "lambda_abr": 0.0,
+                      "trigger_generator": False}),
+    "dhbe_batch_position": ("dhbe", {"backdoor": SMALL, "epochs": 2, "iters_per_epoch": 3,
+                                     "trigger_position": "batch", "bn_prior_weight": 0.0}),
+    "population": ("backdoor_population", {"member": {"epochs": 3}, "lrs": [0.02, 0.05, 0.1]}),
     "debias_dba_implicit": ("debias", {"strategy": "dba", "epochs": 3, "trigger_channel": "implicit"}),
     "debias_adversarial": ("debias", {"strategy": "adversarial", "epochs": 3}),
     "debias_reweighting": ("debias", {"strategy": "reweighting", "epochs": 3}),
@@ -42,7 +48,7 @@ RUNS = {
                                             "crop_padding": 2}),
 }
 TIMING = {"epoch_time_s", "time_total_s", "reported_at", "train_time_s", "train_images_per_s", "compile_time_s",
-          "iterations_per_s"}
+          "train_steps_per_s"}
 LOSSES = ("loss", "mi_estimate", "mean_weight")
 
 

@@ -12,7 +12,7 @@ from bdray.methods import get_method
 from bdray.runtime.context import LocalContext
 from bdray.train import Batch, DeviceSettings, Engine, Phase, Update
 
-TIMING = {"epoch_time_s", "train_time_s", "train_images_per_s", "time_total_s", "reported_at", "resumed_from_epoch"}
+TIMING = {"epoch_time_s", "train_time_s", "train_images_per_s", "train_steps_per_s", "time_total_s", "reported_at", "resumed_from_epoch"}
 
 
 class Stop(RuntimeError):
@@ -139,13 +139,22 @@ def test_engine_resume_keeps_an_early_stop(tmp_path):
 
 # -- every family of methods on the engine ---------------------------------------------------------
 
+SMALL = {"epochs": 2}
 FAMILIES = {
+    # the attack, and K of its trainings vectorised in one module
+    "backdoor": ({"epochs": 3}, 1),
+    "backdoor_population": ({"member": {"epochs": 3}, "lrs": [0.02, 0.05]}, 2),
     # training-time defenses (poisoned data, several phases; CBD's critic uses dropout)
-    "abl": ({"isolation_epochs": 2, "clean_epochs": 1, "unlearn_epochs": 2, "unlearn_stop_accuracy": None}, 3),
-    "cbd": ({"fb_epochs": 1, "epochs": 2}, 2),
-    "pt": ({"partial_epochs": 1, "epochs": 2}, 1),
+    "abl": ({"backdoor": SMALL, "isolation_epochs": 2, "clean_epochs": 1, "unlearn_epochs": 2,
+             "unlearn_stop_accuracy": None}, 3),
+    "cbd": ({"backdoor": SMALL, "fb_epochs": 1, "epochs": 2}, 2),
+    "pt": ({"backdoor": SMALL, "partial_epochs": 1, "epochs": 2}, 1),
     # clean-data erasing (NAD: a teacher first, then the distilled student)
-    "nad": ({"epochs": 3, "teacher_epochs": 1, "samples_per_epoch": 128}, 1),
+    "nad": ({"backdoor": SMALL, "epochs": 3, "teacher_epochs": 1, "samples_per_epoch": 128}, 1),
+    # data-free erasing (DHBE: three optimisers, synthetic batches drawn from the epoch's generator)
+    "dhbe": ({"backdoor": SMALL, "epochs": 3, "iters_per_epoch": 2, "batch_size": 32, "generator_width": 8}, 1),
+    # fairness (DBA's trigger training on the attribute data)
+    "debias": ({"strategy": "dba", "epochs": 3}, 2),
 }
 
 
@@ -154,7 +163,7 @@ FAMILIES = {
 def test_method_resume_repeats_the_uninterrupted_epochs(method, tmp_path, artifact_root):
     overrides, stop_after = FAMILIES[method]
     spec = get_method(method)
-    cfg = spec.make_config({"backdoor": {"epochs": 2}, **overrides})
+    cfg = spec.make_config(overrides)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -67,7 +67,7 @@ def test_dhbe_reports_its_device_settings(artifact_root):
                      generator_width=16, precision="bf16")
     run = run_local("dhbe", cfg, device="cpu", artifact_root=artifact_root, verbose=False)
     last = run.history[-1]
-    assert last["precision_used"] == "bf16" and last["iterations_per_s"] > 0
+    assert last["precision_used"] == "bf16" and last["train_steps_per_s"] > 0
 
 
 @pytest.mark.parametrize("field,value", [("precision", "fp8"), ("channels_last", "yes"), ("compile", "yes")])

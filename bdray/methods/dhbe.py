@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import torch
 
-from bdray.config import Config, ConfigError, check_choice, check_non_negative, check_number, check_positive, check_positive_int
+from bdray.config import ConfigError, check_choice, check_non_negative, check_number, check_positive, check_positive_int
 from bdray.data import KNOWN_SHAPES
 from bdray.methods.backdoor import BackdoorConfig
 from bdray.methods.common import seed_everything
@@ -25,12 +24,14 @@ from bdray.methods.generators import (BNStatisticsPrior, SampleGenerator, Trigge
 from bdray.methods.threat import load_threat
 from bdray.metrics import evaluate_backdoor
 from bdray.runtime.context import RunContext, unwrap
-from bdray.train.device import FastPath, check_speed_fields, synchronize
-from bdray.train.schedules import set_lr, step_lr_factor
+from bdray.train import DeviceSettings, Engine, Phase, Update
+from bdray.train.schedules import step_lr_factor
+
+RANK_SEED_STRIDE = 7919  # worker r of a Ray Train run draws from seed + 7919·r
 
 
 @dataclasses.dataclass
-class DHBEConfig(Config):
+class DHBEConfig(DeviceSettings):
     """DHBE.  Defaults are sized for a CPU budget; ``paper()`` gives the paper's CIFAR-10 settings
     (batch 256, 300 epochs × 50 iterations, generator width 128).  Sweeps and the claims harness add
     the preset table's per-dataset fields (``bdray.presets.METHOD_PRESETS``: on 16×16 images a 3×3
@@ -61,9 +62,6 @@ class DHBEConfig(Config):
                                        # (Fang et al. 2022; 0 = the paper's plain DHBE)
     lr_milestones: Tuple[float, ...] = (0.6, 0.8)  # fractions of training where all lrs ×0.1
     seed: int = 0
-    precision: str = "auto"            # device use, as in BackdoorConfig (bdray.train.device)
-    channels_last: str = "auto"
-    compile: bool = False              # torch.compile the student
 
     @classmethod
     def paper(cls, backdoor: BackdoorConfig | None = None, **overrides) -> "DHBEConfig":
@@ -104,132 +102,139 @@ class DHBEConfig(Config):
         for m in self.lr_milestones:
             check_number("lr_milestones", m, low=0.0, high=1.0)
         check_number("seed", self.seed, low=0, integer=True)
-        check_speed_fields(self)
+        super().validate()
 
 
 def _l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).abs().mean()
 
 
+class NoiseDraw(NamedTuple):
+    """One update's random inputs, drawn in its batch source from the epoch's generator: the sample
+    generator's noise ``z``, the trigger generator's ``z_trigger`` and the trigger positions (per
+    image, or one per batch)."""
+
+    z: Optional[torch.Tensor]
+    z_trigger: Optional[torch.Tensor]
+    tops: Optional[torch.Tensor]
+    lefts: Optional[torch.Tensor]
+    images: int
+
+    def __len__(self) -> int:  # the engine counts images by len()
+        return self.images
+
+
+def noise_source(cfg: DHBEConfig, image_hw: Tuple[int, int], device: torch.device, *, sample: bool,
+                 trigger: bool):
+    """A batch source of ``iters_per_epoch`` ``NoiseDraw``s: the epoch's draws are made at once on
+    the CPU (from the epoch's generator) and copied to the device once."""
+    h, w = image_hw
+    n, b, s = cfg.iters_per_epoch, cfg.batch_size, cfg.trigger_gen_size
+
+    def source(gen: torch.Generator):
+        z = torch.randn(n, b, cfg.noise_dim, generator=gen).to(device) if sample else None
+        z_trigger = tops = lefts = None
+        if trigger:
+            z_trigger = torch.randn(n, b, cfg.noise_dim, generator=gen).to(device)
+            per = b if cfg.trigger_position == "sample" else 1
+            tops = torch.randint(0, h - s + 1, (n, per), generator=gen)
+            lefts = torch.randint(0, w - s + 1, (n, per), generator=gen)
+            if cfg.trigger_position == "sample":
+                tops, lefts = tops.to(device), lefts.to(device)
+        for i in range(n):
+            yield NoiseDraw(None if z is None else z[i], None if z_trigger is None else z_trigger[i],
+                            None if tops is None else tops[i], None if lefts is None else lefts[i], b)
+    return source
+
+
 def train_dhbe(cfg: DHBEConfig, ctx: RunContext) -> Dict[str, Any]:
+    """One phase of the training engine; each step is ``student_steps`` student updates, one
+    sample-generator update and (with a trigger generator) one trigger-generator update."""
     threat = load_threat(cfg.backdoor, ctx)
     teacher, teacher_metrics, data, trigger = threat.model, threat.metrics, threat.data, threat.trigger
-    gen = seed_everything(cfg.seed + 7919 * ctx.rank)
+    seed = cfg.seed + RANK_SEED_STRIDE * ctx.rank  # each worker draws its own synthetic batches
+    seed_everything(seed)
     c, h, w = data.image_shape
     if cfg.trigger_gen_size > min(h, w):
         raise ConfigError("trigger_gen_size", cfg.trigger_gen_size, f"at most the image side {min(h, w)}")
-    fast = FastPath(ctx.device, cfg.precision, cfg.channels_last, cfg.compile)
-    teacher = fast.prepare(teacher.to(ctx.device)).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    student = ctx.prepare_model(copy.deepcopy(teacher).train().requires_grad_(True))
-    sample_gen = ctx.prepare_model(fast.prepare(SampleGenerator(cfg.noise_dim, data.image_shape, cfg.generator_width)))
-    opt_s = torch.optim.SGD(student.parameters(), lr=cfg.student_lr, momentum=cfg.student_momentum,
-                            weight_decay=cfg.student_weight_decay)
-    opt_g = torch.optim.Adam(sample_gen.parameters(), lr=cfg.generator_lr)
-    trig_gen, opt_p = None, None
+    engine = Engine(ctx, cfg, seed, name="dhbe")
+    teacher = engine.fast.prepare(teacher.to(ctx.device)).eval().requires_grad_(False)
+    student = engine.module("student", copy.deepcopy(teacher).train().requires_grad_(True))
+    sample_gen = engine.module("sample_generator", SampleGenerator(cfg.noise_dim, data.image_shape, cfg.generator_width))
+    opt_s = engine.optimizer("student", torch.optim.SGD(student.parameters(), lr=cfg.student_lr, momentum=cfg.student_momentum,
+                                                        weight_decay=cfg.student_weight_decay))
+    opt_g = engine.optimizer("sample_generator", torch.optim.Adam(sample_gen.parameters(), lr=cfg.generator_lr))
+    trig_gen = opt_p = None
     if cfg.trigger_generator:
-        trig_gen = ctx.prepare_model(TriggerGenerator(cfg.noise_dim, c, cfg.trigger_gen_size))
-        opt_p = torch.optim.Adam(trig_gen.parameters(), lr=cfg.generator_lr)
+        trig_gen = engine.module("trigger_generator", TriggerGenerator(cfg.noise_dim, c, cfg.trigger_gen_size))
+        opt_p = engine.optimizer("trigger_generator", torch.optim.Adam(trig_gen.parameters(), lr=cfg.generator_lr))
     mean, std = unwrap(student).mean, unwrap(student).std
-
-    start_epoch = 0
-    state = ctx.load_checkpoint()
-    if state is not None:
-        unwrap(student).load_state_dict(state["student"])
-        unwrap(sample_gen).load_state_dict(state["sample_generator"])
-        opt_s.load_state_dict(state["opt_student"])
-        opt_g.load_state_dict(state["opt_sample_generator"])
-        if trig_gen is not None:
-            unwrap(trig_gen).load_state_dict(state["trigger_generator"])
-            opt_p.load_state_dict(state["opt_trigger_generator"])
-        gen.set_state(state["generator_state"])
-        start_epoch = int(state["epoch"])
-        ctx.log(f"dhbe: resuming from epoch {start_epoch}")
-
-    def noise() -> torch.Tensor:
-        return torch.randn(cfg.batch_size, cfg.noise_dim, generator=gen).to(ctx.device)
-
-    def triggered(x: torch.Tensor) -> torch.Tensor:
-        s = cfg.trigger_gen_size
-        patch = trig_gen(noise())
-        if cfg.trigger_position == "sample":
-            tops = torch.randint(0, h - s + 1, (len(x),), generator=gen)
-            lefts = torch.randint(0, w - s + 1, (len(x),), generator=gen)
-            return paste_trigger_per_sample(x, patch, tops, lefts, mean, std, cfg.trigger_scale)
-        top = int(torch.randint(0, h - s + 1, (1,), generator=gen))
-        left = int(torch.randint(0, w - s + 1, (1,), generator=gen))
-        return paste_trigger(x, patch, top, left, mean, std, cfg.trigger_scale)
-
-    student_fn = fast.train_model(student)
+    fast = engine.fast
+    student_fn = engine.caller(student)
 
     def S(x: torch.Tensor) -> torch.Tensor:  # the student's logits, through the compiled module
         return student_fn(fast.inputs(x), normalized=True)
 
-    fast.warm_up(student_fn, lambda m, x: m(x, normalized=True),
-                 [torch.zeros(cfg.batch_size, c, h, w, device=ctx.device)])
+    def T(x: torch.Tensor) -> torch.Tensor:
+        return teacher(fast.inputs(x), normalized=True)
+
+    def triggered(x: torch.Tensor, draw: NoiseDraw) -> torch.Tensor:
+        patch = trig_gen(draw.z_trigger)
+        if cfg.trigger_position == "sample":
+            return paste_trigger_per_sample(x, patch, draw.tops, draw.lefts, mean, std, cfg.trigger_scale)
+        return paste_trigger(x, patch, int(draw.tops[0]), int(draw.lefts[0]), mean, std, cfg.trigger_scale)
+
+    def student_loss(draw: NoiseDraw):
+        with torch.no_grad():
+            x = sample_gen(draw.z)
+            t_out = T(x)
+        s_out = S(x)
+        loss_distill = _l1(s_out.float(), t_out.float())
+        if trig_gen is None:
+            return loss_distill, {"loss_distill": loss_distill}
+        # with λ = 0 the triggered batch still passes through the student in train mode (moving
+        # its BN statistics), as the paper notes for DHBE λ = 0
+        with torch.no_grad():
+            x_trig = triggered(x, draw)
+        loss_abr = _l1(S(x_trig).float(), s_out.detach().float())
+        return loss_distill + cfg.lambda_abr * loss_abr, {"loss_distill": loss_distill, "loss_abr": loss_abr}
+
     bn_prior = BNStatisticsPrior(teacher, enabled=cfg.bn_prior_weight > 0)
-    base_lrs = (cfg.student_lr, cfg.generator_lr)
-    metrics: Dict[str, Any] = {}
-    total_iters = cfg.epochs * cfg.iters_per_epoch
-    for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.perf_counter()
-        student.train()
-        sums = {k: torch.zeros((), device=ctx.device) for k in ("loss_distill", "loss_abr", "loss_generator")}
-        for it in range(cfg.iters_per_epoch):
-            factor = step_lr_factor((epoch * cfg.iters_per_epoch + it) / total_iters, cfg.lr_milestones)
-            set_lr(opt_s, base_lrs[0] * factor)
-            for opt in (opt_g, opt_p):
-                if opt is not None:
-                    set_lr(opt, base_lrs[1] * factor)
-            # student steps
-            for _ in range(cfg.student_steps):
-                with torch.no_grad(), fast.autocast():
-                    x = sample_gen(noise())
-                    t_out = teacher(fast.inputs(x), normalized=True)
-                with fast.autocast():
-                    s_out = S(x)
-                    loss_distill = _l1(s_out.float(), t_out.float())
-                    loss = loss_distill
-                    if trig_gen is not None:  # with λ = 0 the triggered batch still passes through the
-                        # student in train mode (moving its BN statistics), as the paper notes for DHBE λ = 0
-                        with torch.no_grad():
-                            x_trig = triggered(x)
-                        loss_abr = _l1(S(x_trig).float(), s_out.detach().float())
-                        loss = loss + cfg.lambda_abr * loss_abr
-                        sums["loss_abr"] += loss_abr.detach() / cfg.student_steps
-                fast.step(loss, opt_s)
-                sums["loss_distill"] += loss_distill.detach() / cfg.student_steps
-            # sample-generator step: make inputs where student and teacher disagree
-            with fast.autocast():
-                x = sample_gen(noise())
-                with bn_prior:
-                    t_out = teacher(fast.inputs(x), normalized=True)
-                loss_g = -_l1(S(x).float(), t_out.float()) + cfg.tv_weight * total_variation(x.float())
-                if cfg.bn_prior_weight > 0:
-                    loss_g = loss_g + cfg.bn_prior_weight * bn_prior.loss()
-            fast.step(loss_g, opt_g)
-            sums["loss_generator"] += loss_g.detach()
-            # trigger-generator step: find the trigger the student is most sensitive to
-            if trig_gen is not None:
-                x = x.detach()
-                with fast.autocast():
-                    loss_p = -_l1(S(x).float(), S(triggered(x)).float())
-                fast.step(loss_p, opt_p)
-        opt_s.zero_grad(set_to_none=True)
-        synchronize(ctx.device)
-        train_time = time.perf_counter() - t0
+    generated: Dict[str, torch.Tensor] = {}  # the sample-generator step's batch, for the trigger step
+
+    def generator_loss(draw: NoiseDraw) -> torch.Tensor:
+        """Make inputs where student and teacher disagree."""
+        x = sample_gen(draw.z)
+        generated["x"] = x.detach()
+        with bn_prior:
+            t_out = T(x)
+        loss = -_l1(S(x).float(), t_out.float()) + cfg.tv_weight * total_variation(x.float())
+        if cfg.bn_prior_weight > 0:
+            loss = loss + cfg.bn_prior_weight * bn_prior.loss()
+        return loss
+
+    def trigger_loss(draw: NoiseDraw) -> torch.Tensor:
+        """Find the trigger the student is most sensitive to."""
+        x = generated["x"]
+        return -_l1(S(x).float(), S(triggered(x, draw)).float())
+
+    def lr(base: float):
+        return lambda progress: base * step_lr_factor(progress, cfg.lr_milestones)
+
+    hw, steps = (h, w), cfg.iters_per_epoch
+    student_update = Update(opt_s, noise_source(cfg, hw, ctx.device, sample=True, trigger=trig_gen is not None),
+                            student_loss, name=None, lr=lr(cfg.student_lr), steps=steps)
+    updates = [student_update] * cfg.student_steps
+    updates.append(Update(opt_g, noise_source(cfg, hw, ctx.device, sample=True, trigger=False), generator_loss,
+                          name="loss_generator", lr=lr(cfg.generator_lr), steps=steps))
+    if trig_gen is not None:
+        updates.append(Update(opt_p, noise_source(cfg, hw, ctx.device, sample=False, trigger=True), trigger_loss,
+                              name="loss_trigger", lr=lr(cfg.generator_lr), steps=steps))
+    engine.warm_up(student, lambda m, x: m(x, normalized=True), [torch.zeros(cfg.batch_size, c, h, w, device=ctx.device)])
+
+    def evaluate(info) -> Dict[str, Any]:
         metrics = evaluate_backdoor(unwrap(student), data.test, trigger, cfg.backdoor.target_class, activations=True)
-        metrics.update({k: float(v) / cfg.iters_per_epoch for k, v in sums.items()})
-        metrics.update(epoch=epoch + 1, epoch_time_s=time.perf_counter() - t0, train_time_s=train_time,
-                       iterations_per_s=cfg.iters_per_epoch / max(train_time, 1e-9), **fast.columns(),
-                       resumed_from_epoch=start_epoch,
-                       teacher_acc=teacher_metrics["acc"], teacher_asr=teacher_metrics["asr"])
-        state = {"epoch": epoch + 1, "student": unwrap(student).state_dict(),
-                 "sample_generator": unwrap(sample_gen).state_dict(), "opt_student": opt_s.state_dict(),
-                 "opt_sample_generator": opt_g.state_dict(), "generator_state": gen.get_state()}
-        if trig_gen is not None:
-            state["trigger_generator"] = unwrap(trig_gen).state_dict()
-            state["opt_trigger_generator"] = opt_p.state_dict()
-        ctx.report(metrics, state)
+        return {**metrics, "teacher_acc": teacher_metrics["acc"], "teacher_asr": teacher_metrics["asr"]}
+
+    metrics = engine.run([Phase("distill", cfg.epochs, updates, evaluate, training=[student])])
     return {**metrics, "model": unwrap(student)}

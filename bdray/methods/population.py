@@ -5,7 +5,7 @@ The K members share everything but their optimiser settings (``lrs``, and option
 augmentation.  Their parameters and BatchNorm buffers are stacked with
 ``torch.func.stack_module_state`` and every step runs all K forward/backward passes as one
 ``vmap``-ed call, then one vectorised SGD (Nesterov momentum, cosine schedule, per-member lr and
-weight decay) -- so member k is the ``backdoor`` run with ``lr = lrs[k]`` (up to float rounding),
+weight decay), as one update of the training engine -- so member k is the ``backdoor`` run with ``lr = lrs[k]`` (up to float rounding),
 at a fraction of K separate trials' cost for small models.
 
 Each report carries ``member{k}_<metric>`` for every member; the sweep tables expand a population
@@ -15,20 +15,19 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
 from typing import Any, Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from bdray.config import Config, ConfigError, check_non_negative, check_number, check_positive
-from bdray.data import augmented_batches
 from bdray.methods.backdoor import BackdoorConfig, poisoned_training
 from bdray.metrics import evaluate_backdoor
 from bdray.runtime.context import RunContext
-from bdray.train.device import FastPath, synchronize
-from bdray.train.settings import epoch_generator
+from bdray.train import DeviceSettings, Engine, Phase, Update
+from bdray.train.batches import shuffled
 from bdray.train.schedules import cosine_lr_factor
 
 MEMBER_FIELDS = ("lr", "weight_decay", "momentum")
@@ -78,102 +77,115 @@ class PopulationConfig(Config):
         return self.member.replace(**changes)
 
 
-def _per_member(values: List[float], like: torch.Tensor) -> torch.Tensor:
-    """K values shaped K×1×…×1 to broadcast against a stacked parameter."""
-    return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, *([1] * (like.dim() - 1)))
+class StackedMembers(nn.Module):
+    """K copies of one model as one module: every parameter and BatchNorm buffer stacked along a
+    leading member dimension (``torch.func.stack_module_state``); ``forward(x)`` runs all K on the
+    same batch as one ``vmap``-ed call (K×B×classes).  Its state dict is the checkpoint's."""
+
+    def __init__(self, model: nn.Module, size: int):
+        super().__init__()
+        params, buffers = stack_module_state([copy.deepcopy(model) for _ in range(size)])
+        self._names = {"params": list(params), "buffers": list(buffers)}
+        for name, value in params.items():
+            self.register_parameter(_safe(name), nn.Parameter(value.detach()))
+        for name, value in buffers.items():
+            self.register_buffer(_safe(name), value)
+        # the structure the stacked tensors are called through (on the meta device, not a submodule)
+        self.__dict__["_template"] = copy.deepcopy(model).to("meta")
+        self.__dict__["_model"] = model
+        self.__dict__["_batched"] = vmap(self._call, in_dims=(0, 0, None), randomness="same")
+
+    def _call(self, params, buffers, x):
+        return functional_call(self._template, (params, buffers), (x,))
+
+    def stacked(self, kind: str) -> Dict[str, torch.Tensor]:
+        return {name: getattr(self, _safe(name)) for name in self._names[kind]}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._batched(self.stacked("params"), self.stacked("buffers"), x)
+
+    def member(self, k: int) -> nn.Module:
+        """A real module holding member k's parameters and buffers (for evaluation and artifacts)."""
+        out = copy.deepcopy(self._model).to(next(self.parameters()).device)
+        out.load_state_dict({**{n: p[k].detach() for n, p in self.stacked("params").items()},
+                             **{n: b[k] for n, b in self.stacked("buffers").items()}})
+        return out
 
 
-def member_metrics(prefix_k: str, metrics: Dict[str, Any]) -> Dict[str, Any]:
-    return {f"{prefix_k}{key}": value for key, value in metrics.items()}
+def _safe(name: str) -> str:
+    return name.replace(".", "__")
+
+
+class MemberSGD(torch.optim.Optimizer):
+    """``torch.optim.SGD(nesterov=True)``'s update on stacked parameters, with per-member lr,
+    momentum and weight decay.  The group's ``lr`` is a factor on every member's lr (the engine's
+    schedule sets it)."""
+
+    def __init__(self, params, lrs, momentums, weight_decays):
+        super().__init__(params, dict(lr=1.0, member_lrs=list(lrs), member_momentums=list(momentums),
+                                      member_weight_decays=list(weight_decays)))
+        self._vectors: Dict[int, tuple] = {}
+
+    def _per_member(self, group, p: torch.Tensor) -> tuple:
+        """K values shaped K×1×…×1 to broadcast against ``p`` (built once per parameter)."""
+        if id(p) not in self._vectors:
+            shape = (-1, *([1] * (p.dim() - 1)))
+            self._vectors[id(p)] = tuple(torch.tensor(group[key], dtype=p.dtype, device=p.device).view(shape)
+                                         for key in ("member_lrs", "member_momentums", "member_weight_decays"))
+        return self._vectors[id(p)]
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                lr, momentum, weight_decay = self._per_member(group, p)
+                d_p = p.grad + weight_decay * p
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = d_p.clone()
+                else:
+                    state["momentum_buffer"].mul_(momentum).add_(d_p)
+                p.sub_(lr * group["lr"] * (d_p + momentum * state["momentum_buffer"]))
 
 
 def train_backdoor_population(cfg: PopulationConfig, ctx: RunContext) -> Dict[str, Any]:
+    """One phase of the training engine whose one update trains all K members on each batch."""
     if ctx.world_size > 1:
         raise ConfigError("workers_per_trial", ctx.world_size, "1: a population trains its members on one device")
     base_cfg = cfg.member
     members = [cfg.member_config(k) for k in range(cfg.size)]
     data, trigger, poisoned, model = poisoned_training(base_cfg, ctx)
-    images, labels = poisoned.split.images, poisoned.split.labels
-    fast = FastPath(ctx.device, base_cfg.precision, "off", False)
-    model = model.to(ctx.device)
-    copies = [copy.deepcopy(model) for _ in members]  # the same seeded initialisation for every member
-    params, buffers = stack_module_state(copies)
-    template = copy.deepcopy(model).to("meta")
-    lrs = [m.lr for m in members]
-    decays = {name: _per_member([m.weight_decay for m in members], p) for name, p in params.items()}
-    momenta = {name: _per_member([m.momentum for m in members], p) for name, p in params.items()}
-    lr_vec = {name: _per_member(lrs, p) for name, p in params.items()}
-    velocity: Dict[str, torch.Tensor] = {}
+    split = poisoned.split
+    # members run under vmap: no torch.compile, and stacked parameters are 5-D (no channels_last)
+    engine = Engine(ctx, DeviceSettings(precision=base_cfg.precision, channels_last="off"), base_cfg.seed,
+                    name="backdoor_population")
+    population = engine.module("population", StackedMembers(model.to(ctx.device), cfg.size))
+    opt = engine.optimizer("optimizer", MemberSGD(population.parameters(), [m.lr for m in members],
+                                                  [m.momentum for m in members], [m.weight_decay for m in members]))
+    size = cfg.size
 
-    def forward(p, b, x):
-        return functional_call(template, (p, b), (x,))
+    def loss(batch):
+        logits = population(batch.x)  # K×B×classes
+        per_member = F.cross_entropy(logits.float().flatten(0, 1), batch.y.repeat(size),
+                                     reduction="none").view(size, -1).mean(1)
+        return per_member.sum(), {f"member{k}_train_loss": per_member[k] for k in range(size)}
 
-    batched = vmap(forward, in_dims=(0, 0, None), randomness="same")
-    start_epoch = 0
-    state = ctx.load_checkpoint()
-    if state is not None:
-        for name in params:
-            params[name].data.copy_(state["params"][name])
-            velocity[name] = state["velocity"][name].to(ctx.device)
-        for name in buffers:
-            buffers[name].copy_(state["buffers"][name])
-        start_epoch = int(state["epoch"])
-        ctx.log(f"backdoor_population: resuming from epoch {start_epoch}")
+    n = len(split)
+    update = Update(opt, shuffled(split, torch.arange(n), base_cfg.batch_size, ctx, crop_padding=base_cfg.crop_padding,
+                                  hflip=data.hflip),
+                    loss, name=None, lr=cosine_lr_factor, steps=max(1, -(-n // base_cfg.batch_size)), models=size)
 
-    n = len(labels)
-    steps = max(1, -(-n // base_cfg.batch_size))
-    metrics: Dict[str, Any] = {}
-    for epoch in range(start_epoch, base_cfg.epochs):
-        t0 = time.perf_counter()
-        gen = epoch_generator(base_cfg.seed, epoch)
-        total_loss = torch.zeros(cfg.size, device=ctx.device)
-        seen = 0
-        for step, (x, y) in enumerate(augmented_batches(images, labels, base_cfg.batch_size, generator=gen,
-                                                        crop_padding=base_cfg.crop_padding, hflip=data.hflip)):
-            factor = cosine_lr_factor((epoch + step / steps) / base_cfg.epochs)
-            with fast.autocast():
-                logits = batched(params, buffers, x)  # K×B×classes
-            per_member = F.cross_entropy(logits.float().flatten(0, 1), y.repeat(cfg.size),
-                                         reduction="none").view(cfg.size, -1).mean(1)
-            grads = torch.autograd.grad(per_member.sum(), list(params.values()))
-            with torch.no_grad():
-                for (name, p), g in zip(params.items(), grads):
-                    _sgd_nesterov(name, p, g, velocity, lr_vec[name] * factor, momenta[name], decays[name])
-            total_loss += per_member.detach() * len(y)
-            seen += len(y)
-        synchronize(ctx.device)
-        train_time = time.perf_counter() - t0
-        metrics = {"epoch": epoch + 1, "population_size": cfg.size, "train_time_s": train_time,
-                   "train_images_per_s": seen * cfg.size / max(train_time, 1e-9), "resumed_from_epoch": start_epoch,
-                   **fast.columns()}
-        losses = (total_loss / max(seen, 1)).tolist()
-        for k in range(cfg.size):
-            member_model = _member_module(model, params, buffers, k)
-            scores = evaluate_backdoor(member_model, data.test, trigger, base_cfg.target_class)
-            scores["train_loss"] = losses[k]
-            metrics.update(member_metrics(f"member{k}_", scores))
-        metrics["epoch_time_s"] = time.perf_counter() - t0
-        ctx.report(metrics, {"epoch": epoch + 1, "params": {k: v.detach() for k, v in params.items()},
-                             "buffers": dict(buffers), "velocity": velocity})
-    return {**metrics, "models": [_member_module(model, params, buffers, k) for k in range(cfg.size)]}
+    def evaluate(info) -> Dict[str, Any]:
+        metrics: Dict[str, Any] = {"population_size": size}
+        for k in range(size):
+            scores = evaluate_backdoor(population.member(k), data.test, trigger, base_cfg.target_class)
+            metrics.update({f"member{k}_{key}": value for key, value in scores.items()})
+        return metrics
 
-
-def _sgd_nesterov(name: str, p: torch.Tensor, grad: torch.Tensor, velocity: Dict[str, torch.Tensor],
-                  lr: torch.Tensor, momentum: torch.Tensor, weight_decay: torch.Tensor) -> None:
-    """``torch.optim.SGD(nesterov=True)``'s update, with per-member lr / momentum / weight decay."""
-    d_p = grad + weight_decay * p
-    if name not in velocity:
-        velocity[name] = d_p.clone()
-    else:
-        velocity[name].mul_(momentum).add_(d_p)
-    p.sub_(lr * (d_p + momentum * velocity[name]))
-
-
-def _member_module(model: torch.nn.Module, params, buffers, k: int) -> torch.nn.Module:
-    """A real module holding member k's parameters and buffers (for evaluation and artifacts)."""
-    out = copy.deepcopy(model)
-    out.load_state_dict({**{n: p[k].detach() for n, p in params.items()}, **{n: b[k] for n, b in buffers.items()}})
-    return out
+    metrics = engine.run([Phase("train", base_cfg.epochs, [update], evaluate, training=[population])])
+    return {**metrics, "models": [population.member(k) for k in range(size)]}
 
 
 def expand_members(cfg: PopulationConfig, metrics: Dict[str, Any]) -> List[Tuple[int, BackdoorConfig, Dict[str, Any]]]:

@@ -5,7 +5,9 @@ CBD's f_B and f_C, PT's partial and final training.  Each epoch of a phase is a 
 steps; each step applies the phase's **updates** (``Update``) in order: draw the update's next
 batch, compute its loss, step its optimiser (descent, or ascent with ``sign=-1``).  The first
 update's batches decide how many steps an epoch has; a later update whose batches run out is
-skipped for the rest of the epoch.
+skipped for the rest of the epoch.  A batch is a ``Batch`` of images (the engine puts it in the
+device settings' memory format) or any item whose ``len()`` is the number of images it stands for,
+such as DHBE's draws of generator noise.
 
 The engine owns what every method used to write for itself:
 - the epoch's random numbers: one CPU generator per epoch (``epoch_generator``), from which every
@@ -14,7 +16,7 @@ The engine owns what every method used to write for itself:
   for every module it prepares and every loss it computes;
 - loss sums kept on the device, read back once per epoch;
 - timing (``train_time_s`` after a device sync, ``epoch_time_s`` with the evaluation,
-  ``train_images_per_s``) and the device columns (``precision_used``, ``channels_last_used``,
+  ``train_images_per_s``, ``train_steps_per_s``) and the device columns (``precision_used``, ``channels_last_used``,
   ``compiled``);
 - one checkpoint per epoch (every registered module and optimiser, the method's ``state`` such as
   an isolated set, which phases stopped early, and torch's global random state), and resume from
@@ -57,10 +59,11 @@ class Update:
     batches: Callable[[torch.Generator], Iterable[Batch]]   # one epoch of batches from the epoch's generator
     loss: Callable[[Batch], LossOut]                         # the batch-mean loss (and named parts)
     sign: float = 1.0                                        # -1: gradient ascent on the loss
-    name: str = "train_loss"                                 # the reported epoch mean of the loss
+    name: Optional[str] = "train_loss"                       # the reported epoch mean of the loss (None: only its parts)
     lr: Optional[Callable[[float], float]] = None            # lr at the phase's progress in [0, 1), set per epoch ...
     steps: Optional[int] = None                              # ... or, given the epoch's step count, before every step
     after_step: Optional[Callable[[], None]] = None          # e.g. hold pruned weights at zero
+    models: int = 1                                          # models each image trains (a population's K)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,7 +224,8 @@ class Engine:
                     if k == 0:
                         break  # the first update's batches set the epoch's length
                     continue
-                batch = Batch(fast.inputs(batch.x), batch.y, batch.idx)
+                if isinstance(batch, Batch):
+                    batch = Batch(fast.inputs(batch.x), batch.y, batch.idx)
                 if update.lr is not None and update.steps is not None:
                     set_lr(update.optimizer, update.lr((info.phase_epoch + step / update.steps) / phase.epochs))
                 with fast.autocast():
@@ -230,13 +234,15 @@ class Engine:
                 fast.step(update.sign * loss if update.sign != 1.0 else loss, update.optimizer)
                 if update.after_step is not None:
                     update.after_step()
-                n = len(batch.y)
-                images += n
-                tally.add(update.name, loss.detach().float() * n, n)
+                n = len(batch.y) if isinstance(batch, Batch) else len(batch)
+                images += n * update.models
+                if update.name is not None:
+                    tally.add(update.name, loss.detach().float() * n, n)
                 for key, part in parts.items():
                     total, count = part if isinstance(part, tuple) else (part.detach().float() * n, n)
                     tally.add(key, total, count)
-            step += 1
+            if not exhausted[0]:
+                step += 1
         synchronize(self.ctx.device)
         train_time = time.perf_counter() - t0
         if not self.report:
@@ -247,6 +253,7 @@ class Engine:
             metrics["stage"] = phase.name
         metrics.update(epoch=info.epoch + 1, epoch_time_s=time.perf_counter() - t0, train_time_s=train_time,
                        train_images_per_s=images * self.ctx.world_size / max(train_time, 1e-9),
+                       train_steps_per_s=step / max(train_time, 1e-9),
                        resumed_from_epoch=self.start_epoch, precision_used=fast.precision,
                        channels_last_used=int(fast.channels_last), compiled=int(fast.compile),
                        compile_time_s=fast.compile_time_s)
