@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from bdray.methods.dba_toy import STRATEGIES, hex_to_bits
+from bdray.methods.fairness.dba_toy import STRATEGIES, hex_to_bits
 
 
 def boundary_error_table(trials: pd.DataFrame) -> pd.DataFrame:

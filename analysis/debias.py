@@ -16,7 +16,7 @@ import json
 
 import pandas as pd
 
-from bdray.methods.debias_strategies import STRATEGIES
+from bdray.methods.fairness.debias_strategies import STRATEGIES
 
 METRICS = ("opp", "odds", "eacc", "acc")
 LABELS = {"normal": "Normal", "undersampling": "Undersampling", "reweighting": "Reweighting",

@@ -1,13 +1,17 @@
-"""Content-addressed attack artifacts: the backdoored model for a given ``backdoor`` config is
-trained once, stored under ``<root>/backdoor/<digest>/`` and reused by every defense trial.
+"""A content-addressed artifact store: something expensive to build (the backdoored model of a
+``backdoor`` config) is built once, stored under ``<root>/<kind>/<key>/`` and reused.
 
-- The key is the sha256 of the config's canonical JSON plus the artifact format version.
-- A file lock (``<digest>.lock``) makes concurrent trials on one file system wait for the first
-  one to finish instead of training the same model twice.
+- The key is the sha256 of ``{"format": version, "method": kind, "config": config}`` as canonical
+  JSON: equal configs share an artifact; bumping the kind's version retires every earlier one.
+- A file lock (``<key>.lock``) makes concurrent builders on one file system wait for the first
+  one to finish instead of building the same artifact twice.
 - The directory is written under a temporary name and renamed into place, and ``meta.json``
-  carries the sha256 of ``model.pt``; an artifact whose checksum does not match is retrained.
+  carries the sha256 of ``model.pt``; an artifact whose checksum does not match is rebuilt.
 - ``root`` may be a local path or a URI (``s3://``, ``gs://``): then the files live there and
-  are cached locally; the lock is per node, so sweeps build the artifact before trials start.
+  are cached locally; the lock is per node, so sweeps build their artifacts before trials start.
+
+The store knows nothing of what it holds: ``get_or_build(kind, version, config, build)`` calls
+``build(workdir)`` (a folder for the builder's own checkpoints) for ``(state, meta)``.
 """
 from __future__ import annotations
 
@@ -19,21 +23,20 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 import torch
 
-from bdray.runtime.context import LocalContext, RunContext, load_state
+from bdray.train.context import load_state
 
-# Part of every artifact key: bump it whenever model architectures or the backdoor training code
-# change in a way that makes earlier artifacts wrong, so they are retrained rather than reused.
-ARTIFACT_FORMAT = 4
 MODEL_FILE = "model.pt"
 META_FILE = "meta.json"
 
+Build = Callable[[Path], Tuple[Dict[str, Any], Dict[str, Any]]]
 
-def artifact_key(cfg) -> str:
-    text = json.dumps({"format": ARTIFACT_FORMAT, "method": "backdoor", "config": cfg.to_dict()},
+
+def artifact_key(kind: str, version: int, config: Dict[str, Any]) -> str:
+    text = json.dumps({"format": version, "method": kind, "config": config},
                       sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -70,36 +73,36 @@ class ArtifactStore:
         else:
             self.local = Path(root.removeprefix("file://")).expanduser()
 
-    def path(self, key: str) -> Path:
-        return self.local / "backdoor" / key
+    def path(self, kind: str, key: str) -> Path:
+        return self.local / kind / key
 
     # -- validity ------------------------------------------------------------------------
-    def is_valid(self, key: str) -> bool:
-        folder = self.path(key)
+    def is_valid(self, kind: str, key: str) -> bool:
+        folder = self.path(kind, key)
         try:
             meta = json.loads((folder / META_FILE).read_text())
             return meta.get("sha256") == _sha256(folder / MODEL_FILE)
         except (OSError, ValueError):
             return False
 
-    def load(self, key: str, device="cpu") -> Tuple[Dict[str, Any], Dict[str, Any]]:
-        folder = self.path(key)
+    def load(self, kind: str, key: str, device="cpu") -> Tuple[Dict[str, Any], Dict[str, Any]]:
+        folder = self.path(kind, key)
         meta = json.loads((folder / META_FILE).read_text())
         return load_state(folder / MODEL_FILE, device), meta
 
     # -- writing -------------------------------------------------------------------------
-    def save(self, key: str, state: Dict[str, Any], meta: Dict[str, Any]) -> None:
-        final = self.path(key)
+    def save(self, kind: str, key: str, state: Dict[str, Any], meta: Dict[str, Any]) -> None:
+        final = self.path(kind, key)
         tmp = final.with_name(f"{key}.tmp-{os.getpid()}-{time.time_ns()}")
         tmp.mkdir(parents=True)
         torch.save(state, tmp / MODEL_FILE)
-        meta = {**meta, "sha256": _sha256(tmp / MODEL_FILE), "key": key, "format": ARTIFACT_FORMAT}
+        meta = {**meta, "sha256": _sha256(tmp / MODEL_FILE), "key": key}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
         if final.exists():
             shutil.rmtree(final)  # a corrupt copy; the valid one replaces it
         os.replace(tmp, final)
         if self.uri:
-            self._upload(key)
+            self._upload(kind, key)
 
     # -- remote storage ------------------------------------------------------------------
     def _remote(self):
@@ -107,91 +110,52 @@ class ArtifactStore:
         fs, base = pafs.FileSystem.from_uri(self.uri)
         return fs, base.rstrip("/")
 
-    def _upload(self, key: str) -> None:
+    def _upload(self, kind: str, key: str) -> None:
         fs, base = self._remote()
-        fs.create_dir(f"{base}/backdoor/{key}", recursive=True)
+        fs.create_dir(f"{base}/{kind}/{key}", recursive=True)
         for name in (MODEL_FILE, META_FILE):
-            with fs.open_output_stream(f"{base}/backdoor/{key}/{name}") as out:
-                out.write((self.path(key) / name).read_bytes())
+            with fs.open_output_stream(f"{base}/{kind}/{key}/{name}") as out:
+                out.write((self.path(kind, key) / name).read_bytes())
 
-    def _remote_has(self, key: str) -> bool:
+    def _remote_has(self, kind: str, key: str) -> bool:
         import pyarrow.fs as pafs
         fs, base = self._remote()
-        return fs.get_file_info(f"{base}/backdoor/{key}/{META_FILE}").type != pafs.FileType.NotFound
+        return fs.get_file_info(f"{base}/{kind}/{key}/{META_FILE}").type != pafs.FileType.NotFound
 
-    def _download(self, key: str) -> bool:
-        if not self._remote_has(key):
+    def _download(self, kind: str, key: str) -> bool:
+        if not self._remote_has(kind, key):
             return False
         fs, base = self._remote()
-        tmp = self.path(key).with_name(f"{key}.dl-{os.getpid()}")
+        final = self.path(kind, key)
+        tmp = final.with_name(f"{key}.dl-{os.getpid()}")
         tmp.mkdir(parents=True, exist_ok=True)
         for name in (MODEL_FILE, META_FILE):
-            with fs.open_input_stream(f"{base}/backdoor/{key}/{name}") as src:
+            with fs.open_input_stream(f"{base}/{kind}/{key}/{name}") as src:
                 (tmp / name).write_bytes(src.read())
-        if self.path(key).exists():
-            shutil.rmtree(self.path(key))
-        os.replace(tmp, self.path(key))
-        return self.is_valid(key)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        return self.is_valid(kind, key)
 
     # -- the one entry point ------------------------------------------------------------
-    def get_or_train(self, cfg, device, verbose: bool = True) -> Tuple[Dict[str, Any], Dict[str, Any], bool]:
-        """(state, meta, trained_now).  Trains at most once per key across concurrent callers."""
-        key = artifact_key(cfg)
-        if self.is_valid(key):
-            if self.uri and not self._remote_has(key):
-                self._upload(key)  # cached here from an earlier run; the shared store must have it too
-            state, meta = self.load(key, device)
-            return state, meta, False
-        if self.uri and self._download(key):
-            state, meta = self.load(key, device)
-            return state, meta, False
-        with _file_lock(self.local / "backdoor" / f"{key}.lock"):
-            if self.is_valid(key):
-                state, meta = self.load(key, device)
-                return state, meta, False
-            from bdray.methods.backdoor import train_backdoor
-
-            if verbose:
-                print(f"[bdray] training attack artifact {key} ({cfg.attack} on {cfg.dataset}/{cfg.model}, "
-                      f"poison_rate={cfg.poison_rate})", flush=True)
+    def get_or_build(self, kind: str, version: int, config: Dict[str, Any], build: Build,
+                     device="cpu") -> Tuple[Dict[str, Any], Dict[str, Any], bool]:
+        """``(state, meta, built_now)`` of the artifact ``(kind, version, config)``: loaded when the
+        store (or its remote) has it whole, else built by ``build(workdir)`` -- at most once per key
+        across concurrent callers -- saved with ``config`` in its meta, and loaded back."""
+        key = artifact_key(kind, version, config)
+        if self.is_valid(kind, key):
+            if self.uri and not self._remote_has(kind, key):
+                self._upload(kind, key)  # cached here from an earlier run; the shared store must have it too
+            return (*self.load(kind, key, device), False)
+        if self.uri and self._download(kind, key):
+            return (*self.load(kind, key, device), False)
+        with _file_lock(self.local / kind / f"{key}.lock"):
+            if self.is_valid(kind, key):
+                return (*self.load(kind, key, device), False)
+            workdir = self.local / kind / f"{key}.partial"
             t0 = time.time()
-            ctx = LocalContext(device=device, checkpoint_dir=self.local / "backdoor" / f"{key}.partial",
-                               artifact_root=self.uri or self.local, verbose=verbose)
-            result = train_backdoor(cfg, ctx)
-            metrics = {k: v for k, v in result.items() if isinstance(v, (int, float))}
-            state = {"model": result["model"].state_dict(), "poison_indices": result["poison_indices"].cpu(),
-                     "trigger_state": {k: v.cpu() for k, v in result["trigger_state"].items()}}
-            meta = {"config": cfg.to_dict(), "metrics": metrics, "train_time_s": time.time() - t0,
-                    "history": ctx.history}
-            self.save(key, state, meta)
-            shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)
-            state, meta = self.load(key, device)
-            return state, meta, True
-
-
-def backdoored_model(cfg, ctx: RunContext, with_trigger_state: bool = False):
-    """The backdoored ``ImageClassifier`` for ``cfg`` (trained now or loaded) and its metrics (and,
-    with ``with_trigger_state``, the tensors that rebuild its exact trigger)."""
-    from bdray.data import KNOWN_SHAPES, load_dataset
-    from bdray.models import create_model
-
-    store = ArtifactStore(ctx.artifact_root)
-    state, meta, trained = store.get_or_train(cfg, ctx.device, verbose=ctx.verbose and ctx.is_main)
-    if trained:
-        ctx.artifacts_trained += 1
-    else:
-        ctx.artifacts_reused += 1
-    if cfg.dataset in KNOWN_SHAPES:
-        shape, num_classes = KNOWN_SHAPES[cfg.dataset]
-        mean = state["model"]["mean"].flatten().tolist()
-        std = state["model"]["std"].flatten().tolist()
-    else:
-        data = load_dataset(cfg.dataset, cfg.data_root, cfg.download)
-        shape, num_classes, mean, std = data.image_shape, data.num_classes, data.mean, data.std
-    model = create_model(cfg.model, shape, num_classes, mean, std)
-    model.load_state_dict(state["model"])
-    ctx.log(f"attack artifact {artifact_key(cfg)} {'trained' if trained else 'reused'}: "
-            f"acc={meta['metrics']['acc']:.4f} asr={meta['metrics']['asr']:.4f}")
-    if with_trigger_state:
-        return model.to(ctx.device), meta["metrics"], state.get("trigger_state", {})
-    return model.to(ctx.device), meta["metrics"]
+            state, meta = build(workdir)
+            self.save(kind, key, state, {"config": config, "format": version, "build_time_s": time.time() - t0, **meta})
+            shutil.rmtree(workdir, ignore_errors=True)
+            return (*self.load(kind, key, device), True)

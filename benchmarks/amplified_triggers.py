@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bdray.methods.backdoor import BackdoorConfig  # noqa: E402
-from bdray.methods.dhbe import DHBEConfig  # noqa: E402
+from bdray.methods.attack.backdoor import BackdoorConfig  # noqa: E402
+from bdray.methods.erasing.dhbe import DHBEConfig  # noqa: E402
 from bdray.runtime import run_local  # noqa: E402
 from bdray.presets import preset_for, resolve_budget  # noqa: E402
 

@@ -33,8 +33,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.common import machine, print_table, verdict, write_result  # noqa: E402
-from bdray.methods.backdoor import BackdoorConfig  # noqa: E402
-from bdray.methods.dhbe import DHBEConfig  # noqa: E402
+from bdray.methods.attack.backdoor import BackdoorConfig  # noqa: E402
+from bdray.methods.erasing.dhbe import DHBEConfig  # noqa: E402
 
 SETTINGS = {"fp32": dict(precision="fp32", channels_last="off", compile=False),
             "bf16+channels_last": dict(precision="bf16", channels_last="on", compile=False),

@@ -21,8 +21,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.common import print_table, write_result  # noqa: E402
-from bdray.methods.backdoor import BackdoorConfig  # noqa: E402
-from bdray.methods.population import PopulationConfig  # noqa: E402
+from bdray.methods.attack.backdoor import BackdoorConfig  # noqa: E402
+from bdray.methods.attack.population import PopulationConfig  # noqa: E402
 from bdray.runtime import run_local  # noqa: E402
 
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from benchmarks.common import print_table, verdict, write_result  # noqa: E402
-from bdray.methods.backdoor import BackdoorConfig  # noqa: E402
+from bdray.methods.attack.backdoor import BackdoorConfig  # noqa: E402
 
 
 def sweep(name: str, base: BackdoorConfig, trials: int, concurrency: int, executor: str, storage: str):

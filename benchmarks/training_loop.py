@@ -40,7 +40,7 @@ import torch.nn.functional as F  # noqa: E402
 from benchmarks.common import print_table, verdict, write_result  # noqa: E402
 from bdray.attacks import build_trigger, poison_split  # noqa: E402
 from bdray.data import augment, load_dataset, to_float  # noqa: E402
-from bdray.methods.backdoor import BackdoorConfig  # noqa: E402
+from bdray.methods.attack.backdoor import BackdoorConfig  # noqa: E402
 from bdray.models import create_model  # noqa: E402
 
 

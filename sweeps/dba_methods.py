@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bdray.methods.debias_strategies import STRATEGIES  # noqa: E402
+from bdray.methods.fairness.debias_strategies import STRATEGIES  # noqa: E402
 from bdray.sweep import Sweep  # noqa: E402
 from bdray.sweep.cli import add_run_args, resources, default_name  # noqa: E402
 from sweeps.run import run_all  # noqa: E402

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bdray.methods.dba_toy import STRATEGIES, DBAToyConfig  # noqa: E402
+from bdray.methods.fairness.dba_toy import STRATEGIES, DBAToyConfig  # noqa: E402
 from bdray.sweep import Sweep  # noqa: E402
 from bdray.sweep.cli import add_run_args, resources  # noqa: E402
 from sweeps.run import run_all  # noqa: E402

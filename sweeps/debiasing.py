@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bdray.data.attributes import ATTRIBUTE_DATASET_NAMES, attribute_source
 from bdray.data.faces import CELEBA_GENDER_EXCLUDED
-from bdray.methods.debias import DebiasConfig
+from bdray.methods.fairness.debias import DebiasConfig
 
 SMOKE = {"epochs": 2}
 

@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.methods import get_method  # noqa: E402
-from bdray.methods.dhbe import DHBEConfig  # noqa: E402
+from bdray.methods.erasing.dhbe import DHBEConfig  # noqa: E402
 from bdray.presets import method_config  # noqa: E402
 from bdray.sweep import Sweep  # noqa: E402
 from bdray.sweep.cli import add_common_args, backdoor_config, budget, resources, default_name  # noqa: E402

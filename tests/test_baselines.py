@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from bdray.data import Split
-from bdray.methods.erasing import clean_subset
+from bdray.methods.erasing.clean_data import clean_subset
 from bdray.metrics import ACTIVATION_NAMES, METRIC_NAMES
 from bdray.runtime import run_local
 from bdray.train.batches import repeated

@@ -9,7 +9,7 @@ import pytest
 from bdray.claims import CLAIMS, judge, plan, run_claims, verdict
 from bdray.claims.__main__ import main
 from bdray.config import ConfigError
-from bdray.methods.backdoor import BackdoorConfig
+from bdray.methods.attack.backdoor import BackdoorConfig
 from bdray.presets import backdoor_preset, family_of
 
 CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10_partial.npz"

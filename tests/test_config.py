@@ -2,8 +2,8 @@
 import pytest
 
 from bdray.config import ConfigError
-from bdray.methods.backdoor import BackdoorConfig
-from bdray.methods.dhbe import DHBEConfig
+from bdray.methods.attack.backdoor import BackdoorConfig
+from bdray.methods.erasing.dhbe import DHBEConfig
 
 
 @pytest.mark.parametrize("values, field", [

@@ -59,7 +59,7 @@ def test_implicit_dba_deploys_bit_identically():
     assert m["pruning_flops"] < m["padding_flops"] == m["flops"]
     # predictions, not only logits: the two deployments agree with the RGBT model on every test image
     from bdray.data.attributes import load_attribute_dataset
-    from bdray.methods.debias import predict
+    from bdray.methods.fairness.debias import predict
     from bdray.models.rgbt import InternalPadding, equivalent_pruning
 
     test = load_attribute_dataset("digits_biased", bias_strength=0.9).test

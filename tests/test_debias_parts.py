@@ -121,7 +121,7 @@ def test_debias_trigger_validation(kwargs, field):
 
 def test_strategy_sample_choices():
     from bdray.fairness import cell_counts
-    from bdray.methods.debias_strategies import reweighing_weights, trigger_marks, undersampling_keep
+    from bdray.methods.fairness.debias_strategies import reweighing_weights, trigger_marks, undersampling_keep
 
     y = torch.tensor([1] * 80 + [0] * 20 + [1] * 10 + [0] * 40)[:, None]
     a = torch.tensor([0] * 100 + [1] * 50)
@@ -140,7 +140,7 @@ def test_strategy_sample_choices():
 
 
 def test_gradient_reversal_flips_the_sign():
-    from bdray.methods.debias_strategies import reverse_gradient
+    from bdray.methods.fairness.debias_strategies import reverse_gradient
 
     x = torch.ones(3, requires_grad=True)
     (reverse_gradient(x, 0.5) * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
@@ -195,7 +195,7 @@ def test_internal_padding_and_equivalent_pruning_match_the_rgbt_model(model_name
     (dict(lr_schedule="step"), "lr_schedule"),
 ])
 def test_debias_config_rejects_bad_input(changes, field):
-    from bdray.methods.debias import DebiasConfig
+    from bdray.methods.fairness.debias import DebiasConfig
 
     with pytest.raises(ConfigError, match=field):
         DebiasConfig(**changes)
@@ -275,7 +275,7 @@ def test_dba_on_an_attribute_npz_matches_the_same_data_built_in(tmp_path):
 ])
 def test_attribute_npz_errors_name_the_array(tmp_path, override, field):
     from bdray.config import ConfigError
-    from bdray.methods.debias import DebiasConfig
+    from bdray.methods.fairness.debias import DebiasConfig
 
     path = tmp_path / "bad.npz"
     _write_attribute_npz(path, **override)
@@ -286,7 +286,7 @@ def test_attribute_npz_errors_name_the_array(tmp_path, override, field):
 
 def test_attribute_npz_config_checks_names_before_loading(tmp_path):
     from bdray.config import ConfigError
-    from bdray.methods.debias import DebiasConfig
+    from bdray.methods.fairness.debias import DebiasConfig
 
     path = tmp_path / "attrs.npz"
     _write_attribute_npz(path)

@@ -32,7 +32,7 @@ def test_same_seed_same_metrics_other_seed_other_poison():
 
 
 def test_checkpoints_load_weights_only_and_refuse_pickled_objects(tmp_path):
-    from bdray.runtime.context import load_state, save_state_atomic
+    from bdray.train.context import load_state, save_state_atomic
 
     save_state_atomic({"epoch": 3, "model": {"w": torch.ones(2)}}, tmp_path / "ok.pt")
     assert load_state(tmp_path / "ok.pt")["epoch"] == 3

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bdray.methods import get_method
-from bdray.runtime.context import LocalContext
+from bdray.train.context import LocalContext
 from bdray.train import Batch, DeviceSettings, Engine, Phase, Update
 
 TIMING = {"epoch_time_s", "train_time_s", "train_images_per_s", "train_steps_per_s", "time_total_s", "reported_at", "resumed_from_epoch"}

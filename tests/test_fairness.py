@@ -94,7 +94,7 @@ def test_biased_digits_reject_bad_arguments():
 # --- DBA's toy boundary study ------------------------------------------------------------------
 
 def test_toy_data_and_strategies():
-    from bdray.methods.dba_toy import DBAToyConfig, toy_points, training_set
+    from bdray.methods.fairness.dba_toy import DBAToyConfig, toy_points, training_set
 
     xy, y, upper = toy_points(0.8, 1000, 0.05, seed=0)
     assert len(y) == 2000 and int((y == 0).sum()) == 1000
@@ -108,7 +108,7 @@ def test_toy_data_and_strategies():
 
 
 def test_toy_run_reports_boundary_error_and_a_redrawable_grid():
-    from bdray.methods.dba_toy import hex_to_bits
+    from bdray.methods.fairness.dba_toy import hex_to_bits
     from bdray.runtime import run_local
 
     result = run_local("dba_toy", {"strategy": "pseudo_deletion", "epochs": 100, "grid_size": 20}, device="cpu",
@@ -125,8 +125,8 @@ def test_toy_pseudo_deletion_beats_undersampling_at_bias_08():
     only the average is asserted; the margin over 20 seeds was ~29 points (~2 standard errors)."""
     import statistics
 
-    from bdray.methods.dba_toy import DBAToyConfig, train_dba_toy
-    from bdray.runtime.context import LocalContext
+    from bdray.methods.fairness.dba_toy import DBAToyConfig, train_dba_toy
+    from bdray.train.context import LocalContext
 
     torch.set_num_threads(2)
     errors = {s: [train_dba_toy(DBAToyConfig(bias_rate=0.8, strategy=s, seed=seed), LocalContext(verbose=False))

@@ -2,7 +2,7 @@
 epoch row per epoch; without retries its error lands in the trials table."""
 import pytest
 
-from bdray.methods.backdoor import BackdoorConfig
+from bdray.methods.attack.backdoor import BackdoorConfig
 
 pytestmark = pytest.mark.ray
 

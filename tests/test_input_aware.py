@@ -39,9 +39,9 @@ def test_bad_input_aware_parameters_are_named():
 
 @pytest.mark.slow
 def test_input_aware_backdoor_works_on_digits(artifact_root):
-    from bdray.artifacts import backdoored_model
-    from bdray.methods.backdoor import BackdoorConfig
-    from bdray.runtime import LocalContext
+    from bdray.methods.attack.threat import backdoored_model
+    from bdray.methods.attack.backdoor import BackdoorConfig
+    from bdray.train.context import LocalContext
 
     _, metrics = backdoored_model(BackdoorConfig(attack="input_aware"),
                                   LocalContext("cpu", artifact_root=artifact_root, verbose=False))

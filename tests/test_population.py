@@ -5,8 +5,8 @@ import torch
 from ray import tune
 
 from bdray.config import ConfigError
-from bdray.methods.backdoor import BackdoorConfig
-from bdray.methods.population import PopulationConfig
+from bdray.methods.attack.backdoor import BackdoorConfig
+from bdray.methods.attack.population import PopulationConfig
 from bdray.runtime import run_local
 from bdray.sweep import Sweep, run_sweep
 from bdray.sweep import storage as S

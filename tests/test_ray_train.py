@@ -1,7 +1,7 @@
 """The same loop under Ray Train's TorchTrainer: 2 CPU workers with DDP, checkpoints, resume."""
 import pytest
 
-from bdray.methods.backdoor import BackdoorConfig
+from bdray.methods.attack.backdoor import BackdoorConfig
 from bdray.runtime.ray_train import run_ray_train
 
 pytestmark = pytest.mark.ray
@@ -31,7 +31,7 @@ def test_rerun_with_same_name_resumes_from_checkpoint(ray_local, artifact_root, 
 def test_dhbe_runs_with_two_ddp_workers(ray_local, artifact_root, tmp_path):
     import math
 
-    from bdray.methods.dhbe import DHBEConfig
+    from bdray.methods.erasing.dhbe import DHBEConfig
 
     cfg = DHBEConfig(backdoor=BackdoorConfig(epochs=3, batch_size=64), epochs=1, iters_per_epoch=2, batch_size=16,
                      generator_width=16)
@@ -43,7 +43,7 @@ def test_dhbe_runs_with_two_ddp_workers(ray_local, artifact_root, tmp_path):
 
 def test_debias_adversarial_runs_with_two_ddp_workers(ray_local, artifact_root, tmp_path):
     """The adversary head and gradient reversal train inside DDP (one wrapped module)."""
-    from bdray.methods.debias import DebiasConfig
+    from bdray.methods.fairness.debias import DebiasConfig
 
     result = run_ray_train("debias", DebiasConfig(strategy="adversarial", epochs=1), artifact_root=artifact_root,
                            storage_path=str(tmp_path), name="debias_ddp", num_workers=2, verbose=False)

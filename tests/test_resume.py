@@ -20,7 +20,7 @@ EPOCHS = 6000
 DRIVER = '''
 import sys
 from ray import tune
-from bdray.methods.dba_toy import DBAToyConfig
+from bdray.methods.fairness.dba_toy import DBAToyConfig
 from bdray.sweep import Sweep, run_sweep
 
 EPOCHS = int(sys.argv[2])
@@ -84,7 +84,7 @@ def test_killed_driver_resumes_the_same_experiment_and_study(tmp_path):
     # the tables can be rebuilt from Tune's own records (README: "When things go wrong")
     from ray import tune
 
-    from bdray.methods.dba_toy import DBAToyConfig
+    from bdray.methods.fairness.dba_toy import DBAToyConfig
     from bdray.sweep import Sweep
     from bdray.sweep.runner import rebuild_tables
 

@@ -1,10 +1,11 @@
 """Real training on the embedded digits: the attack works, DHBE erases it, DFAD is reported beside it."""
 import pytest
 
-from bdray.artifacts import backdoored_model
-from bdray.methods.dhbe import DHBEConfig
+from bdray.methods.attack.threat import backdoored_model
+from bdray.methods.erasing.dhbe import DHBEConfig
 from bdray.presets import method_preset
-from bdray.runtime import LocalContext, run_local
+from bdray.runtime import run_local
+from bdray.train.context import LocalContext
 
 pytestmark = pytest.mark.slow
 # what a sweep on the embedded digits runs: DHBE's defaults with the digits preset (bdray/presets.py)

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from bdray.config import ConfigError
-from bdray.methods.backdoor import BackdoorConfig
-from bdray.methods.dhbe import DHBEConfig
+from bdray.methods.attack.backdoor import BackdoorConfig
+from bdray.methods.erasing.dhbe import DHBEConfig
 from bdray.runtime import run_local
 from bdray.train.device import FastPath, resolve_channels_last, resolve_precision
 

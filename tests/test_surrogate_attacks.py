@@ -5,7 +5,7 @@ import torch
 from bdray.attacks import build_trigger, poison_split
 from bdray.attacks.surrogate import pgd_away_from_label
 from bdray.data import load_dataset, to_float
-from bdray.methods.backdoor import BackdoorConfig
+from bdray.methods.attack.backdoor import BackdoorConfig
 from bdray.models import create_model
 from bdray.runtime import run_local
 

@@ -4,8 +4,8 @@ import json
 import pytest
 from ray import tune
 
-from bdray.methods.backdoor import BackdoorConfig
-from bdray.methods.dhbe import DHBEConfig
+from bdray.methods.attack.backdoor import BackdoorConfig
+from bdray.methods.erasing.dhbe import DHBEConfig
 from bdray.sweep import Sweep, run_sweep
 from bdray.sweep import storage as S
 

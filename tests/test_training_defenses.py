@@ -4,15 +4,17 @@ import math
 import pytest
 import torch
 
-from bdray.artifacts import backdoored_model
+from bdray.methods.attack.threat import backdoored_model
 from bdray.config import ConfigError
-from bdray.methods.abl import ABLConfig
-from bdray.methods.backdoor import BackdoorConfig
-from bdray.methods.cbd import CBDConfig, PairDiscriminator, jsd_mi_estimate, normalise_weights, wasserstein_mi_estimate
-from bdray.methods.poisoned import complement, isolate_lowest_loss, isolation_quality, load_poisoned
-from bdray.methods.pt import PTConfig, freeze_first_layers, parameterised_layers
+from bdray.methods.training_time.abl import ABLConfig
+from bdray.methods.attack.backdoor import BackdoorConfig
+from bdray.methods.training_time.cbd import CBDConfig, PairDiscriminator, jsd_mi_estimate, normalise_weights, wasserstein_mi_estimate
+from bdray.methods.attack.threat import poisoned_set
+from bdray.methods.training_time.poisoned import complement, isolate_lowest_loss, isolation_quality
+from bdray.methods.training_time.pt import PTConfig, freeze_first_layers, parameterised_layers
 from bdray.models import create_model
-from bdray.runtime import LocalContext, run_local
+from bdray.runtime import run_local
+from bdray.train.context import LocalContext
 
 
 def test_isolation_takes_the_lowest_losses_and_is_judged_against_the_poison_indices():
@@ -91,12 +93,12 @@ def test_bad_defense_configs_name_the_field(cls, field, value):
 
 def test_poisoned_data_matches_the_attack_artifacts_training_split(artifact_root):
     ctx = LocalContext("cpu", artifact_root=artifact_root, verbose=False)
-    a = load_poisoned(BackdoorConfig(), ctx)
-    b = load_poisoned(BackdoorConfig(), ctx)
+    a = poisoned_set(BackdoorConfig(), ctx)
+    b = poisoned_set(BackdoorConfig(), ctx)
     assert torch.equal(a.poison_indices, b.poison_indices)
     assert len(a.poison_indices) == round(0.1 * len(a.train))
     assert bool((a.train.labels[a.poison_indices] == 0).all())
-    c = load_poisoned(BackdoorConfig(seed=1), ctx)
+    c = poisoned_set(BackdoorConfig(seed=1), ctx)
     assert not torch.equal(a.poison_indices, c.poison_indices)
 
 

@@ -8,7 +8,7 @@ from bdray.config import ConfigError
 def _sweep(**changes):
     from ray import tune
 
-    from bdray.methods.backdoor import BackdoorConfig
+    from bdray.methods.attack.backdoor import BackdoorConfig
     from bdray.sweep import Sweep
 
     values = dict(name="bad", method="backdoor", base_config=BackdoorConfig(),

@@ -29,7 +29,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     from bdray.claims import run_claims
-    from bdray.methods.backdoor import BackdoorConfig
+    from bdray.methods.attack.backdoor import BackdoorConfig
     from bdray.presets import describe, preset_for
     from bdray.sweep.cli import dataset_tag
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 from bdray.config import ConfigError
-from bdray.methods.abl import ABLConfig
-from bdray.methods.backdoor import BackdoorConfig
-from bdray.methods.cbd import CBDConfig
-from bdray.methods.debias import DebiasConfig
-from bdray.methods.dhbe import DHBEConfig
-from bdray.methods.fineprune import FinePruneConfig
-from bdray.methods.finetune import FinetuneConfig
-from bdray.methods.nad import NADConfig
-from bdray.methods.neural_cleanse import NeuralCleanseConfig
-from bdray.methods.no_defense import NoDefenseConfig
-from bdray.methods.pt import PTConfig
+from bdray.methods.training_time.abl import ABLConfig
+from bdray.methods.attack.backdoor import BackdoorConfig
+from bdray.methods.training_time.cbd import CBDConfig
+from bdray.methods.fairness.debias import DebiasConfig
+from bdray.methods.erasing.dhbe import DHBEConfig
+from bdray.methods.erasing.fineprune import FinePruneConfig
+from bdray.methods.erasing.finetune import FinetuneConfig
+from bdray.methods.erasing.nad import NADConfig
+from bdray.methods.erasing.neural_cleanse import NeuralCleanseConfig
+from bdray.methods.erasing.no_defense import NoDefenseConfig
+from bdray.methods.training_time.pt import PTConfig
 from bdray.presets import method_config
 
 BUDGETS = ("smoke", "cpu", "paper")

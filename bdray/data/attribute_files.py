@@ -24,7 +24,9 @@ import numpy as np
 import torch
 
 from bdray.config import ConfigError
+from bdray.data.attribute_schema import AttributeDataset, AttributeSource, AttributeSplit, as_targets, check_request
 from bdray.data.files import npz_array_shapes
+from bdray.data.splits import channel_stats, nhwc_to_nchw, stratified_split
 
 SPLIT_KEYS = ("x_train", "y_train", "a_train", "x_test", "y_test", "a_test")
 WHOLE_KEYS = ("x", "y", "a")
@@ -65,8 +67,6 @@ def npz_attribute_source(data_root: Optional[str]):
 def _read_source(path: Path, _mtime_ns: int, _size: int):
     """``npz_attribute_source`` for one version (mtime, size) of the file: a config is checked at
     construction and at validation, and the data loaded after, without reading the labels again."""
-    from bdray.data.attributes import AttributeSource
-
     shapes = npz_array_shapes(path)
     keys = _layout(path, shapes)
     x_key, y_key, a_key = keys[:3]
@@ -103,12 +103,9 @@ def load_npz_attributes(targets=(), bias: Optional[str] = None, data_root=None, 
                         test_fraction: float = 0.2, hflip: bool = False, **_ignored):
     """An ``AttributeDataset`` from an attribute npz: the named target columns of ``y`` and the
     named bias column of ``a`` (defaults: the first of each)."""
-    from bdray.data.attributes import AttributeDataset, AttributeSplit, as_targets, check_attribute_request
-    from bdray.data.splits import channel_stats, nhwc_to_nchw, stratified_split
-
     source, keys = npz_attribute_source(data_root)
     targets, bias = as_targets(targets) or source.default_targets, bias or source.default_bias
-    check_attribute_request("npz", targets, bias, data_root=data_root)
+    check_request(source, "npz", targets, bias)
     path = Path(os.path.expanduser(str(data_root)))
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in keys}

@@ -16,13 +16,14 @@ target attributes Y (``y``: N×K, one column per task) and one binary bias attri
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
 
-from bdray.config import ConfigError, check_choice, check_number, check_rate
+from bdray.config import check_choice, check_rate
+from bdray.data.attribute_files import load_npz_attributes, npz_attribute_source
+from bdray.data.attribute_schema import AttributeDataset, AttributeSource, AttributeSplit, as_targets, check_request
 from bdray.data.faces import CELEBA_ATTRIBUTES, CELEBA_BIASES, UTKFACE_ATTRIBUTES
 from bdray.data.splits import channel_stats, nhwc_to_nchw
 
@@ -35,72 +36,12 @@ DIGIT_TARGETS: Dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class AttributeSource:
-    """What a dataset offers, known without loading it (for validation before any work)."""
-    targets: Tuple[str, ...]
-    biases: Tuple[str, ...]
-    default_targets: Tuple[str, ...]
-    default_bias: str
-    image_shape: Optional[Tuple[int, int, int]]  # None: set by ``image_size``
-
-
 SOURCES: Dict[str, AttributeSource] = {
     "digits_biased": AttributeSource(tuple(DIGIT_TARGETS), ("stroke_colour",), ("ge5",), "stroke_colour", (3, 16, 16)),
     "celeba": AttributeSource(CELEBA_ATTRIBUTES, CELEBA_BIASES, ("Wearing_Lipstick",), "Male", None),
     "utkface": AttributeSource(("age_gt35", "female"), ("race_white", "female"), ("age_gt35",), "race_white", None),
 }
 assert set(SOURCES["utkface"].targets + SOURCES["utkface"].biases) <= set(UTKFACE_ATTRIBUTES)
-
-
-@dataclasses.dataclass
-class AttributeSplit:
-    images: torch.Tensor  # uint8 N×C×H×W
-    y: torch.Tensor       # N×K binary target attributes (one column per task)
-    a: torch.Tensor       # N binary bias attribute
-
-    def __post_init__(self) -> None:
-        if self.y.dim() == 1:
-            self.y = self.y[:, None]
-        self.y, self.a = self.y.long(), self.a.long()
-        if not (len(self.images) == len(self.y) == len(self.a)):
-            raise ValueError(f"images, y and a differ in length: {len(self.images)}, {len(self.y)}, {len(self.a)}")
-
-    def __len__(self) -> int:
-        return len(self.a)
-
-    def to(self, device) -> "AttributeSplit":
-        return AttributeSplit(self.images.to(device), self.y.to(device), self.a.to(device))
-
-    def subset(self, index: torch.Tensor) -> "AttributeSplit":
-        return AttributeSplit(self.images[index], self.y[index], self.a[index])
-
-
-@dataclasses.dataclass
-class AttributeDataset:
-    name: str
-    train: AttributeSplit
-    test: AttributeSplit
-    target_names: Tuple[str, ...]
-    bias_name: str
-    mean: Tuple[float, ...]
-    std: Tuple[float, ...]
-    hflip: bool = False
-
-    @property
-    def image_shape(self) -> Tuple[int, int, int]:
-        return tuple(self.train.images.shape[1:])
-
-    @property
-    def num_tasks(self) -> int:
-        return len(self.target_names)
-
-    def to(self, device) -> "AttributeDataset":
-        return dataclasses.replace(self, train=self.train.to(device), test=self.test.to(device))
-
-
-def as_targets(targets) -> Tuple[str, ...]:
-    return (targets,) if isinstance(targets, str) else tuple(targets)
 
 
 ATTRIBUTE_DATASET_NAMES = tuple(SOURCES) + ("npz",)
@@ -110,8 +51,6 @@ def attribute_source(dataset: str, data_root=None) -> AttributeSource:
     """What ``dataset`` offers; for ``npz`` read from the file's headers (``bdray.data.attribute_files``)."""
     check_choice("dataset", dataset, ATTRIBUTE_DATASET_NAMES)
     if dataset == "npz":
-        from bdray.data.attribute_files import npz_attribute_source
-
         return npz_attribute_source(data_root)[0]
     return SOURCES[dataset]
 
@@ -119,22 +58,7 @@ def attribute_source(dataset: str, data_root=None) -> AttributeSource:
 def check_attribute_request(dataset: str, targets, bias: Optional[str], image_size: int = 64,
                             data_root=None) -> Tuple[int, int, int]:
     """Names exist and do not clash; returns the image shape the request will produce."""
-    source = attribute_source(dataset, data_root)
-    targets = as_targets(targets)
-    if not targets:
-        raise ConfigError("targets", targets, f"at least one target attribute of {dataset}")
-    for t in targets:
-        check_choice("targets", t, source.targets)
-    if len(set(targets)) != len(targets):
-        raise ConfigError("targets", targets, "distinct attribute names")
-    if bias is not None:
-        check_choice("bias_attribute", bias, source.biases)
-        if bias in targets:
-            raise ConfigError("targets", targets, f"attributes other than the bias attribute {bias!r}")
-    if source.image_shape is not None:
-        return source.image_shape
-    check_number("image_size", image_size, low=8, integer=True)
-    return (3, image_size, image_size)
+    return check_request(attribute_source(dataset, data_root), dataset, targets, bias, image_size)
 
 
 def assign_bias(y: torch.Tensor, agree_share: float, seed: int) -> torch.Tensor:
@@ -208,14 +132,8 @@ def load_utkface_attributes(targets=("age_gt35",), bias: Optional[str] = None, d
     return _from_arrays("utkface", arrays, targets, bias, hflip=False)
 
 
-def load_npz_attribute_file(**kwargs) -> AttributeDataset:
-    from bdray.data.attribute_files import load_npz_attributes
-
-    return load_npz_attributes(**kwargs)
-
-
 ATTRIBUTE_DATASETS = {"digits_biased": load_digits_biased, "celeba": load_celeba_attributes,
-                      "utkface": load_utkface_attributes, "npz": load_npz_attribute_file}
+                      "utkface": load_utkface_attributes, "npz": load_npz_attributes}
 
 
 def load_attribute_dataset(name: str, **kwargs) -> AttributeDataset:

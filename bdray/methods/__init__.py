@@ -30,32 +30,34 @@ METHODS: Registry = Registry("method")
 
 
 def _register_builtin() -> None:
-    from bdray.methods.abl import ABLConfig, train_abl
-    from bdray.methods.backdoor import BackdoorConfig, train_backdoor
-    from bdray.methods.cbd import CBDConfig, train_cbd
-    from bdray.methods.dba_toy import DBAToyConfig, train_dba_toy
-    from bdray.methods.debias import DebiasConfig, train_debias
-    from bdray.methods.dhbe import DHBEConfig, train_dhbe
+    from bdray.methods.attack.backdoor import BackdoorConfig
+    from bdray.methods.attack.population import PopulationConfig, expand_members, train_backdoor_population
+    from bdray.methods.attack.threat import train_backdoor
+    from bdray.methods.erasing.dhbe import DHBEConfig, train_dhbe
+    from bdray.methods.erasing.fineprune import FinePruneConfig, train_fineprune
+    from bdray.methods.erasing.finetune import FinetuneConfig, train_finetune
+    from bdray.methods.erasing.nad import NADConfig, train_nad
+    from bdray.methods.erasing.neural_cleanse import NeuralCleanseConfig, train_neural_cleanse
+    from bdray.methods.erasing.no_defense import NoDefenseConfig, train_no_defense
+    from bdray.methods.fairness.dba_toy import DBAToyConfig, train_dba_toy
+    from bdray.methods.fairness.debias import DebiasConfig, train_debias
+    from bdray.methods.training_time.abl import ABLConfig, train_abl
+    from bdray.methods.training_time.cbd import CBDConfig, train_cbd
+    from bdray.methods.training_time.pt import PTConfig, train_pt
 
-    from bdray.methods.fineprune import FinePruneConfig, train_fineprune
-    from bdray.methods.finetune import FinetuneConfig, train_finetune
-    from bdray.methods.nad import NADConfig, train_nad
-    from bdray.methods.neural_cleanse import NeuralCleanseConfig, train_neural_cleanse
-    from bdray.methods.no_defense import NoDefenseConfig, train_no_defense
-    from bdray.methods.population import PopulationConfig, expand_members, train_backdoor_population
-    from bdray.methods.pt import PTConfig, train_pt
-
+    # the attack (and K of its trainings in one trial)
     METHODS.register("backdoor", MethodSpec("backdoor", BackdoorConfig, train_backdoor))
     METHODS.register("backdoor_population", MethodSpec(
         "backdoor_population", PopulationConfig, train_backdoor_population, uses_backdoored_model=False,
         members=expand_members, member_method="backdoor"))
+    # post-training erasing: they start from the backdoored model
+    METHODS.register("no_defense", MethodSpec("no_defense", NoDefenseConfig, train_no_defense))
     METHODS.register("dhbe", MethodSpec("dhbe", DHBEConfig, train_dhbe))
     METHODS.register("finetune", MethodSpec("finetune", FinetuneConfig, train_finetune))
     METHODS.register("fineprune", MethodSpec("fineprune", FinePruneConfig, train_fineprune))
     METHODS.register("nad", MethodSpec("nad", NADConfig, train_nad))
     METHODS.register("neural_cleanse", MethodSpec("neural_cleanse", NeuralCleanseConfig, train_neural_cleanse))
-    # training-time defenses: they receive the poisoned training set
-    METHODS.register("no_defense", MethodSpec("no_defense", NoDefenseConfig, train_no_defense))
+    # training-time defenses: they receive the poisoned training set (PT also the backdoored model)
     METHODS.register("abl", MethodSpec("abl", ABLConfig, train_abl, uses_backdoored_model=False))
     METHODS.register("pt", MethodSpec("pt", PTConfig, train_pt))
     METHODS.register("cbd", MethodSpec("cbd", CBDConfig, train_cbd, uses_backdoored_model=False))

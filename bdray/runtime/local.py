@@ -6,7 +6,7 @@ import time
 from typing import Any, Dict, List
 
 from bdray.config import Config
-from bdray.runtime.context import LocalContext
+from bdray.train.context import LocalContext
 
 
 @dataclasses.dataclass

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from bdray.config import Config
-from bdray.runtime.context import RunContext, checkpoint_folder, state_from_checkpoint
+from bdray.train.context import RunContext, checkpoint_folder, state_from_checkpoint
 
 
 class RayTrainContext(RunContext):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from bdray.runtime.context import RunContext, checkpoint_folder, default_device, state_from_checkpoint
+from bdray.train.context import RunContext, checkpoint_folder, default_device, state_from_checkpoint
 
 
 class TuneTrialContext(RunContext):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict
 
-from bdray.methods.backdoor import BackdoorConfig
+from bdray.methods.attack.backdoor import BackdoorConfig
 from bdray.sweep.runner import DEFAULT_STORAGE
 
 def add_common_args(parser: argparse.ArgumentParser, default_samples: int = 6) -> argparse.ArgumentParser:

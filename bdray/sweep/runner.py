@@ -206,13 +206,13 @@ def _prebuild_artifacts(sweep: Sweep) -> None:
 
     def build(root, cfg_dict):
         import torch
-        from bdray.artifacts import ArtifactStore
-        from bdray.methods.backdoor import BackdoorConfig
-        from bdray.runtime.context import default_device
+        from bdray.methods.attack.backdoor import BackdoorConfig
+        from bdray.methods.attack.threat import backdoor_artifact
+        from bdray.train.context import default_device
 
         if not torch.cuda.is_available():
             torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
-        _, meta, trained = ArtifactStore(root).get_or_train(BackdoorConfig.from_dict(cfg_dict), default_device())
+        _, meta, trained = backdoor_artifact(BackdoorConfig.from_dict(cfg_dict), root, default_device())
         return meta["metrics"], trained
 
     remote = ray.remote(num_cpus=sweep.cpus_per_worker, num_gpus=sweep.gpus_per_worker)(build)

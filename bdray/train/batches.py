@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 import torch
 
 from bdray.data import Split, augment, iterate_batches, to_float
-from bdray.runtime.context import RunContext
+from bdray.train.context import RunContext
 from bdray.train.engine import Batch
 
 Source = Callable[[torch.Generator], Iterator[Batch]]

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Iterable, Optional
 import torch
 
 from bdray.config import ConfigError, check_choice
-from bdray.runtime.context import unwrap
+from bdray.train.context import unwrap
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CHANNELS_LAST = ("auto", "on", "off")

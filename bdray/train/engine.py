@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bdray.runtime.context import RunContext, unwrap
+from bdray.train.context import RunContext, unwrap
 from bdray.train.device import FastPath, synchronize
 from bdray.train.schedules import set_lr
 from bdray.train.settings import DeviceSettings, epoch_generator

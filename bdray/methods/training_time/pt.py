@@ -20,15 +20,15 @@ from typing import Any, Dict, List
 
 import torch
 
-from bdray.artifacts import backdoored_model
 from bdray.config import check_choice, check_number, check_positive, check_positive_int
 from bdray.methods.common import seed_everything
-from bdray.methods.poisoned import (PoisonedTrainingConfig, check_ratio, complement,
-                                    isolate_lowest_loss, isolation_quality, load_poisoned, per_sample_loss,
+from bdray.methods.attack.threat import backdoored_model, poisoned_set
+from bdray.methods.training_time.poisoned import (PoisonedTrainingConfig, check_ratio, complement,
+                                    isolate_lowest_loss, isolation_quality, per_sample_loss,
                                     poisoned_batches, sgd)
 from bdray.metrics import evaluate_backdoor
 from bdray.models import create_model
-from bdray.runtime.context import RunContext, unwrap
+from bdray.train.context import RunContext, unwrap
 from bdray.train import Engine, Phase, Update, cross_entropy
 from bdray.train.batches import cycled
 from bdray.train.schedules import cosine_lr_factor
@@ -82,7 +82,7 @@ class PTConfig(PoisonedTrainingConfig):
 def train_pt(cfg: PTConfig, ctx: RunContext) -> Dict[str, Any]:
     base, base_metrics, trigger_state = backdoored_model(cfg.backdoor, ctx, with_trigger_state=True)
     seed_everything(cfg.seed)
-    pd_ = load_poisoned(cfg.backdoor, ctx, trigger_state)
+    pd_ = poisoned_set(cfg.backdoor, ctx, trigger_state)
     data, train = pd_.data, pd_.train
     n = len(train)
     undefended = {"undefended_acc": base_metrics["acc"], "undefended_asr": base_metrics["asr"]}

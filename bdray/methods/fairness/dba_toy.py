@@ -27,7 +27,7 @@ from torch import nn
 
 from bdray.config import Config, check_choice, check_number, check_positive, check_positive_int, check_rate
 from bdray.fairness import select_for_trigger
-from bdray.runtime.context import RunContext
+from bdray.train.context import RunContext
 
 STRATEGIES = ("all", "undersampling", "pseudo_deletion")
 

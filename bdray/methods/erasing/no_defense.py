@@ -7,13 +7,11 @@ import dataclasses
 import time
 from typing import Any, Dict
 
-from bdray.artifacts import backdoored_model
 from bdray.config import Config, ConfigError, check_number
-from bdray.methods.backdoor import BackdoorConfig
-from bdray.methods.backdoor import build_attack_trigger
-from bdray.data import load_dataset
+from bdray.methods.attack.backdoor import BackdoorConfig
+from bdray.methods.attack.threat import load_threat
 from bdray.metrics import evaluate_backdoor
-from bdray.runtime.context import RunContext
+from bdray.train.context import RunContext
 
 
 @dataclasses.dataclass
@@ -29,10 +27,9 @@ class NoDefenseConfig(Config):
 
 def train_no_defense(cfg: NoDefenseConfig, ctx: RunContext) -> Dict[str, Any]:
     t0 = time.time()
-    model, _, trigger_state = backdoored_model(cfg.backdoor, ctx, with_trigger_state=True)
-    data = load_dataset(cfg.backdoor.dataset, cfg.backdoor.data_root, cfg.backdoor.download).to(ctx.device)
-    trigger = build_attack_trigger(cfg.backdoor, data.image_shape, trigger_state)
-    metrics = evaluate_backdoor(model, data.test, trigger, cfg.backdoor.target_class)
+    threat = load_threat(cfg.backdoor, ctx)
+    model = threat.model
+    metrics = evaluate_backdoor(model, threat.data.test, threat.trigger, threat.target_class)
     metrics.update(epoch=cfg.backdoor.epochs, epoch_time_s=time.time() - t0, resumed_from_epoch=0)
     ctx.report(metrics)
     return {**metrics, "model": model}

@@ -22,12 +22,13 @@ import torch.nn.functional as F
 
 from bdray.config import check_non_negative, check_number, check_positive, check_positive_int
 from bdray.methods.common import seed_everything
-from bdray.methods.poisoned import (PoisonedTrainingConfig, accuracy_on, check_ratio, complement,
-                                    isolate_lowest_loss, isolation_quality, load_poisoned, per_sample_loss,
+from bdray.methods.attack.threat import poisoned_set
+from bdray.methods.training_time.poisoned import (PoisonedTrainingConfig, accuracy_on, check_ratio, complement,
+                                    isolate_lowest_loss, isolation_quality, per_sample_loss,
                                     poisoned_batches, sgd)
 from bdray.metrics import evaluate_backdoor
 from bdray.models import create_model
-from bdray.runtime.context import RunContext, unwrap
+from bdray.train.context import RunContext, unwrap
 from bdray.train import Engine, EpochInfo, Phase, Update, cross_entropy
 from bdray.train.schedules import step_lr_factor
 
@@ -89,7 +90,7 @@ class ABLConfig(PoisonedTrainingConfig):
 
 def train_abl(cfg: ABLConfig, ctx: RunContext) -> Dict[str, Any]:
     seed_everything(cfg.seed)
-    pd_ = load_poisoned(cfg.backdoor, ctx)
+    pd_ = poisoned_set(cfg.backdoor, ctx)
     data, train = pd_.data, pd_.train
     engine = Engine(ctx, cfg, cfg.seed, name="abl")
     model = engine.module("model", create_model(cfg.backdoor.model, data.image_shape, data.num_classes, data.mean,

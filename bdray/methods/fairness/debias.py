@@ -2,7 +2,7 @@
 attribute A correlated with them (DBA paper §3–4, methods.md §3.6).
 
 ``strategy`` picks normal training, undersampling, reweighting, adversarial learning or DBA's
-pseudo-deletion (``bdray.methods.debias_strategies``).  With several ``targets`` the model has one
+pseudo-deletion (``bdray.methods.fairness.debias_strategies``).  With several ``targets`` the model has one
 two-way head per task (one linear layer with 2·K outputs, read as K heads) and DBA's triggers form
 a barcode.  ``trigger_channel="implicit"`` puts DBA's triggers in an extra T channel; the final
 report then also evaluates both safe deployments (internal padding, equivalent pruning: Table 10)
@@ -27,11 +27,11 @@ from bdray.data.attributes import (SOURCES, AttributeDataset, as_targets, attrib
                                    load_attribute_dataset)
 from bdray.fairness import cell_counts, task_fairness
 from bdray.methods.common import seed_everything
-from bdray.methods.debias_strategies import (STRATEGIES, WithAdversary, reweighing_weights, trigger_marks,
+from bdray.methods.fairness.debias_strategies import (STRATEGIES, WithAdversary, reweighing_weights, trigger_marks,
                                              undersampling_keep)
 from bdray.models import MODELS, create_model
 from bdray.models.rgbt import InternalPadding, equivalent_pruning, flop_count, parameter_count
-from bdray.runtime.context import RunContext
+from bdray.train.context import RunContext
 from bdray.train import Batch, DeviceSettings, Engine, EpochInfo, Phase, Update
 from bdray.train.batches import index_batches
 from bdray.train.schedules import cosine_lr_factor

@@ -23,9 +23,10 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from bdray.config import Config, ConfigError, check_non_negative, check_number, check_positive
-from bdray.methods.backdoor import BackdoorConfig, poisoned_training
+from bdray.methods.attack.backdoor import BackdoorConfig
+from bdray.methods.attack.threat import poisoned_training
 from bdray.metrics import evaluate_backdoor
-from bdray.runtime.context import RunContext
+from bdray.train.context import RunContext
 from bdray.train import DeviceSettings, Engine, Phase, Update
 from bdray.train.batches import shuffled
 from bdray.train.schedules import cosine_lr_factor
@@ -156,8 +157,8 @@ def train_backdoor_population(cfg: PopulationConfig, ctx: RunContext) -> Dict[st
         raise ConfigError("workers_per_trial", ctx.world_size, "1: a population trains its members on one device")
     base_cfg = cfg.member
     members = [cfg.member_config(k) for k in range(cfg.size)]
-    data, trigger, poisoned, model = poisoned_training(base_cfg, ctx)
-    split = poisoned.split
+    poisoned, model = poisoned_training(base_cfg, ctx)
+    data, trigger, split = poisoned.data, poisoned.trigger, poisoned.train
     # members run under vmap: no torch.compile, and stacked parameters are 5-D (no channels_last)
     engine = Engine(ctx, DeviceSettings(precision=base_cfg.precision, channels_last="off"), base_cfg.seed,
                     name="backdoor_population")

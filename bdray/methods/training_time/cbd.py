@@ -27,10 +27,11 @@ from torch import nn
 
 from bdray.config import check_choice, check_non_negative, check_number, check_positive, check_positive_int
 from bdray.methods.common import seed_everything
-from bdray.methods.poisoned import PoisonedTrainingConfig, load_poisoned, poisoned_batches, sgd
+from bdray.methods.attack.threat import poisoned_set
+from bdray.methods.training_time.poisoned import PoisonedTrainingConfig, poisoned_batches, sgd
 from bdray.metrics import evaluate_backdoor
 from bdray.models import create_model
-from bdray.runtime.context import RunContext, unwrap
+from bdray.train.context import RunContext, unwrap
 from bdray.train import Engine, Phase, Update, cross_entropy
 from bdray.train.schedules import step_lr_factor
 
@@ -181,7 +182,7 @@ def _weighted_loss(cfg: CBDConfig, f_b, forward_c, disc, opt_disc, poisoned_mask
 
 def train_cbd(cfg: CBDConfig, ctx: RunContext) -> Dict[str, Any]:
     seed_everything(cfg.seed)
-    pd_ = load_poisoned(cfg.backdoor, ctx)
+    pd_ = poisoned_set(cfg.backdoor, ctx)
     data, train = pd_.data, pd_.train
     make = lambda: create_model(cfg.backdoor.model, data.image_shape, data.num_classes, data.mean, data.std)  # noqa: E731
     engine = Engine(ctx, cfg, cfg.seed, name="cbd")

@@ -6,9 +6,9 @@ import dataclasses
 from typing import Any, Dict
 
 from bdray.methods.common import seed_everything
-from bdray.methods.erasing import ErasingConfig, clean_subset, train_on_clean
-from bdray.methods.threat import load_threat
-from bdray.runtime.context import RunContext
+from bdray.methods.erasing.clean_data import ErasingConfig, clean_subset, train_on_clean
+from bdray.methods.attack.threat import load_threat
+from bdray.train.context import RunContext
 
 
 @dataclasses.dataclass

@@ -11,10 +11,10 @@ import torch.nn.functional as F
 
 from bdray.config import ConfigError, check_non_negative, check_number, check_positive, check_positive_int
 from bdray.data import Split
-from bdray.methods.backdoor import BackdoorConfig
-from bdray.methods.threat import Threat
+from bdray.methods.attack.backdoor import BackdoorConfig
+from bdray.methods.attack.threat import Threat
 from bdray.metrics import evaluate_backdoor
-from bdray.runtime.context import RunContext, unwrap
+from bdray.train.context import RunContext, unwrap
 from bdray.train import Batch, DeviceSettings, Engine, EpochInfo, Phase, Update
 from bdray.train.batches import repeated
 from bdray.train.schedules import step_lr_factor

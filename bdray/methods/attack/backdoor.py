@@ -1,6 +1,8 @@
-"""``backdoor``: train a model on a poisoned training set (poison_rate 0 = clean training).
+"""``backdoor``: the attack's config and the training of a model on a poisoned training set
+(poison_rate 0 = clean training).
 
-The trained model is the *attack artifact* every defense starts from (see ``bdray.artifacts``).
+The trained model is the *attack artifact* every defense starts from; the threat model
+(``bdray.methods.attack.threat``) builds the trigger, the poisoned set and that artifact.
 """
 from __future__ import annotations
 
@@ -9,13 +11,13 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from bdray.attacks import attack_params, build_trigger, poison_split
+from bdray.attacks import attack_params
+from bdray.attacks.specs import Trigger
 from bdray.config import check_choice, check_non_negative, check_number, check_positive, check_positive_int, check_rate
-from bdray.data import load_dataset, to_float
-from bdray.methods.common import seed_everything, validate_threat
+from bdray.data import Dataset, Split, to_float
+from bdray.methods.common import validate_threat
 from bdray.metrics import evaluate_backdoor
-from bdray.models import create_model
-from bdray.runtime.context import RunContext, unwrap
+from bdray.train.context import RunContext, unwrap
 from bdray.train import DeviceSettings, Engine, Phase, Update, cross_entropy
 from bdray.train.batches import shuffled
 from bdray.train.schedules import cosine_lr_factor
@@ -86,43 +88,18 @@ def surrogate_config(cfg: BackdoorConfig) -> BackdoorConfig:
     return cfg.replace(attack="badnets", attack_params={}, poison_rate=0.0, label_mode="auto")
 
 
-def build_attack_trigger(cfg: BackdoorConfig, image_shape, state=None, ctx: RunContext | None = None, data=None):
-    """The attack's trigger: rebuilt from ``state`` (stored with an artifact) when given; attacks
-    that need a surrogate get the clean surrogate model (itself an artifact) and training images."""
-    def load_surrogate():
-        from bdray.artifacts import backdoored_model
-
-        model, _ = backdoored_model(surrogate_config(cfg), ctx)
-        return model.eval(), to_float(data.train.images)
-
-    return build_trigger(cfg.attack, cfg.attack_params, image_shape, cfg.seed,
-                         surrogate=load_surrogate if ctx is not None else None, state=state)
-
-
-def resolved_label_mode(cfg: BackdoorConfig, trigger) -> str:
+def resolved_label_mode(cfg: BackdoorConfig, trigger: Trigger) -> str:
     if cfg.label_mode != "auto":
         return cfg.label_mode
     return "clean" if trigger.clean_label else "dirty"
 
 
-def poisoned_training(cfg: BackdoorConfig, ctx: RunContext):
-    """Seed, load the data onto the device, build the trigger, poison the training split once and
-    create the (seeded) model: ``(data, trigger, poisoned, model)``."""
-    seed_everything(cfg.seed)
-    data = load_dataset(cfg.dataset, cfg.data_root, cfg.download).to(ctx.device)
-    trigger = build_attack_trigger(cfg, data.image_shape, ctx=ctx, data=data)
-    poisoned = poison_split(data.train, trigger, rate=cfg.poison_rate, target_class=cfg.target_class,
-                            label_mode=resolved_label_mode(cfg, trigger), seed=cfg.seed)
-    model = create_model(cfg.model, data.image_shape, data.num_classes, data.mean, data.std)
-    return data, trigger, poisoned, model
-
-
-def train_backdoor(cfg: BackdoorConfig, ctx: RunContext) -> Dict[str, Any]:
-    """Train on the poisoned split (one phase of the training engine); report test metrics each
-    epoch; return the final ones plus the model (``"model"``: the unwrapped ``ImageClassifier``) and
-    the poisoned indices."""
-    data, trigger, poisoned, model = poisoned_training(cfg, ctx)
-    split = poisoned.split
+def train_on_poisoned(cfg: BackdoorConfig, ctx: RunContext, data: Dataset, split: Split, trigger: Trigger,
+                      model: torch.nn.Module) -> Dict[str, Any]:
+    """Train ``model`` on the poisoned training ``split`` (one phase of the training engine) and
+    report ``data``'s test metrics each epoch; return the final ones plus the trained model
+    (``"model"``, the unwrapped ``ImageClassifier``).  The threat model
+    (``bdray.methods.attack.threat``) builds the split, the trigger and the model."""
     engine = Engine(ctx, cfg, cfg.seed, name="backdoor")
     model = engine.module("model", model)
     opt = engine.optimizer("optimizer", torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
@@ -138,8 +115,7 @@ def train_backdoor(cfg: BackdoorConfig, ctx: RunContext) -> Dict[str, Any]:
                   lambda info: evaluate_backdoor(unwrap(model), data.test, trigger, cfg.target_class),
                   training=[model])
     metrics = engine.run([phase])
-    return {**metrics, "model": unwrap(model), "poison_indices": poisoned.poison_indices,
-            "trigger_state": trigger.state()}
+    return {**metrics, "model": unwrap(model)}
 
 
 def _batch_shapes(images: torch.Tensor, n: int, batch_size: int):

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 
 from bdray.config import ConfigError, check_non_negative, check_positive_int
 from bdray.methods.common import seed_everything
-from bdray.methods.erasing import ErasingConfig, clean_subset, train_on_clean
-from bdray.methods.threat import load_threat
-from bdray.runtime.context import LocalContext, RunContext, unwrap
+from bdray.methods.erasing.clean_data import ErasingConfig, clean_subset, train_on_clean
+from bdray.methods.attack.threat import load_threat
+from bdray.train.context import LocalContext, RunContext, unwrap
 
 
 @dataclasses.dataclass

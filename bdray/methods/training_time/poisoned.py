@@ -14,12 +14,11 @@ from typing import Any, Callable, ClassVar, Dict, Optional
 import torch
 import torch.nn.functional as F
 
-from bdray.attacks import poison_split
-from bdray.attacks.specs import Trigger
 from bdray.config import ConfigError, check_non_negative, check_number, check_positive_int
-from bdray.data import Dataset, Split, load_dataset, to_float
-from bdray.methods.backdoor import BackdoorConfig, build_attack_trigger, resolved_label_mode
-from bdray.runtime.context import RunContext
+from bdray.data import Split, to_float
+from bdray.methods.attack.backdoor import BackdoorConfig
+from bdray.methods.attack.threat import PoisonedData
+from bdray.train.context import RunContext
 from bdray.train import DeviceSettings
 from bdray.train.batches import shuffled
 
@@ -54,31 +53,6 @@ class PoisonedTrainingConfig(DeviceSettings):
         check_non_negative("weight_decay", self.weight_decay)
         check_number("crop_padding", self.crop_padding, low=0, integer=True)
         check_number("seed", self.seed, low=0, integer=True)
-
-
-@dataclasses.dataclass
-class PoisonedData:
-    data: Dataset                 # clean splits; the test split is what every metric uses
-    train: Split                  # the poisoned training split the defender trains on
-    poison_indices: torch.Tensor  # which training samples carry the trigger (CPU; for judging only)
-    trigger: Trigger              # the attack's test-time trigger (for evaluation only)
-    target_class: int
-
-    @property
-    def is_poisoned(self) -> torch.Tensor:
-        mask = torch.zeros(len(self.train), dtype=torch.bool)
-        mask[self.poison_indices] = True
-        return mask
-
-
-def load_poisoned(cfg: BackdoorConfig, ctx: RunContext, trigger_state: Optional[Dict] = None) -> PoisonedData:
-    """The exact poisoned training split ``backdoor`` training uses for ``cfg`` (same seed, same
-    indices); ``trigger_state`` (from the attack artifact) rebuilds an optimised trigger exactly."""
-    data = load_dataset(cfg.dataset, cfg.data_root, cfg.download).to(ctx.device)
-    trigger = build_attack_trigger(cfg, data.image_shape, state=trigger_state or None, ctx=ctx, data=data)
-    poisoned = poison_split(data.train, trigger, rate=cfg.poison_rate, target_class=cfg.target_class,
-                            label_mode=resolved_label_mode(cfg, trigger), seed=cfg.seed)
-    return PoisonedData(data, poisoned.split, poisoned.poison_indices.cpu(), trigger, cfg.target_class)
 
 
 def per_sample_loss(model: torch.nn.Module, split: Split, batch_size: int = 1024) -> torch.Tensor:
