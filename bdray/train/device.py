@@ -9,6 +9,7 @@ into every report (``precision_used``, ``channels_last_used``, ``compiled``, ``c
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from typing import Any, Callable, Dict, Iterable, Optional
@@ -85,7 +86,9 @@ class FastPath:
         return x
 
     def autocast(self):
-        return torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
+        if self.dtype is None:  # fp32: no autocast context to enter and leave every step
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
 
     # -- steps -----------------------------------------------------------------------------
     def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:

@@ -91,13 +91,15 @@ class _Tally:
         self.sums: Dict[str, torch.Tensor] = {}
         self.counts: Dict[str, Any] = {}
 
-    def add(self, name: str, total: torch.Tensor, count: Any) -> None:
-        total = total.detach().to(torch.float64, copy=True)  # summed in place below
+    def add(self, name: str, value: torch.Tensor, count: Any, weight: float = 1.0) -> None:
+        """Add ``weight · value`` to the sum of ``name`` and ``count`` to its count (one device op
+        per step after the first)."""
         if name in self.sums:
-            self.sums[name] += total
+            self.sums[name].add_(value.detach(), alpha=weight)
             self.counts[name] = self.counts[name] + count
         else:
-            self.sums[name], self.counts[name] = total, count
+            self.sums[name] = value.detach().to(torch.float64, copy=True).mul_(weight)
+            self.counts[name] = count
 
     def means(self) -> Dict[str, float]:
         """One device-to-host read for all of them."""
@@ -237,10 +239,12 @@ class Engine:
                 n = len(batch.y) if isinstance(batch, Batch) else len(batch)
                 images += n * update.models
                 if update.name is not None:
-                    tally.add(update.name, loss.detach().float() * n, n)
+                    tally.add(update.name, loss, n, weight=n)
                 for key, part in parts.items():
-                    total, count = part if isinstance(part, tuple) else (part.detach().float() * n, n)
-                    tally.add(key, total, count)
+                    if isinstance(part, tuple):
+                        tally.add(key, part[0], part[1])
+                    else:
+                        tally.add(key, part, n, weight=n)
             if not exhausted[0]:
                 step += 1
         synchronize(self.ctx.device)
