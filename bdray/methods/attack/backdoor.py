@@ -18,15 +18,15 @@ from bdray.data import Dataset, Split, to_float
 from bdray.methods.common import validate_threat
 from bdray.metrics import evaluate_backdoor
 from bdray.train.context import RunContext, unwrap
-from bdray.train import DeviceSettings, Engine, Phase, Update, cross_entropy
+from bdray.train import AugmentedTrainSettings, Engine, Phase, Update, cross_entropy
 from bdray.train.batches import shuffled
 from bdray.train.schedules import cosine_lr_factor
 
 
 @dataclasses.dataclass
-class BackdoorConfig(DeviceSettings):
+class BackdoorConfig(AugmentedTrainSettings):
     """A model trained on poisoned data.  Defaults suit the embedded ``digits`` data on a CPU; the
-    device settings (``precision``, ``channels_last``, ``compile``) come from ``DeviceSettings``."""
+    seed, batch size, augmentation and device settings come from ``AugmentedTrainSettings``."""
 
     dataset: str = "digits"
     data_root: Optional[str] = None
@@ -38,12 +38,9 @@ class BackdoorConfig(DeviceSettings):
     target_class: int = 0
     label_mode: str = "auto"  # "dirty", "clean", or "auto" (the attack's own kind)
     epochs: int = 20
-    batch_size: int = 128
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    crop_padding: int = 2     # random-crop augmentation (0 = off); flips follow the dataset
-    seed: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -65,12 +62,9 @@ class BackdoorConfig(DeviceSettings):
         check_rate("poison_rate", self.poison_rate)
         check_choice("label_mode", self.label_mode, ("auto", "dirty", "clean"))
         check_positive_int("epochs", self.epochs)
-        check_positive_int("batch_size", self.batch_size)
         check_positive("lr", self.lr)
         check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
         check_non_negative("weight_decay", self.weight_decay)
-        check_number("crop_padding", self.crop_padding, low=0, integer=True)
-        check_number("seed", self.seed, low=0, integer=True)
         super().validate()
 
     def columns(self, prefix: str = "") -> Dict[str, Any]:

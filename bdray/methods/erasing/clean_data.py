@@ -15,13 +15,13 @@ from bdray.methods.attack.backdoor import BackdoorConfig
 from bdray.methods.attack.threat import Threat
 from bdray.metrics import evaluate_backdoor
 from bdray.train.context import RunContext, unwrap
-from bdray.train import Batch, DeviceSettings, Engine, EpochInfo, Phase, Update
+from bdray.train import AugmentedTrainSettings, Batch, Engine, EpochInfo, Phase, Update
 from bdray.train.batches import repeated
 from bdray.train.schedules import step_lr_factor
 
 
 @dataclasses.dataclass
-class ErasingConfig(DeviceSettings):
+class ErasingConfig(AugmentedTrainSettings):
     """Fields of every clean-data baseline.  Defaults follow methods.md §3.2 (SGD lr 0.01, momentum
     0.9, 20 epochs, batch 64, lr ×0.1 at epochs 10 and 15) with 500 samples per epoch for the
     embedded digits (the paper: 2000 for CIFAR-10)."""
@@ -36,8 +36,6 @@ class ErasingConfig(DeviceSettings):
     samples_per_epoch: int = 500
     batch_size: int = 64
     lr_milestones: Tuple[float, ...] = (0.5, 0.75)
-    crop_padding: int = 2
-    seed: int = 0
 
     def validate(self) -> None:
         super().validate()
@@ -48,12 +46,10 @@ class ErasingConfig(DeviceSettings):
         check_positive("lr", self.lr)
         check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
         check_non_negative("weight_decay", self.weight_decay)
-        for name in ("epochs", "samples_per_epoch", "batch_size"):
+        for name in ("epochs", "samples_per_epoch"):
             check_positive_int(name, getattr(self, name))
         for m in self.lr_milestones:
             check_number("lr_milestones", m, low=0.0, high=1.0)
-        check_number("crop_padding", self.crop_padding, low=0, integer=True)
-        check_number("seed", self.seed, low=0, integer=True)
 
 
 def clean_subset(train: Split, fraction: float, seed: int) -> Split:

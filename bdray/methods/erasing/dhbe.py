@@ -24,14 +24,14 @@ from bdray.methods.erasing.generators import (BNStatisticsPrior, SampleGenerator
 from bdray.methods.attack.threat import load_threat
 from bdray.metrics import evaluate_backdoor
 from bdray.train.context import RunContext, unwrap
-from bdray.train import DeviceSettings, Engine, Phase, Update
+from bdray.train import Engine, TrainSettings, Phase, Update
 from bdray.train.schedules import step_lr_factor
 
 RANK_SEED_STRIDE = 7919  # worker r of a Ray Train run draws from seed + 7919·r
 
 
 @dataclasses.dataclass
-class DHBEConfig(DeviceSettings):
+class DHBEConfig(TrainSettings):
     """DHBE.  Defaults are sized for a CPU budget; ``paper()`` gives the paper's CIFAR-10 settings
     (batch 256, 300 epochs × 50 iterations, generator width 128).  Sweeps and the claims harness add
     the preset table's per-dataset fields (``bdray.presets.METHOD_PRESETS``: on 16×16 images a 3×3
@@ -61,7 +61,6 @@ class DHBEConfig(DeviceSettings):
     bn_prior_weight: float = 1.0       # generator prior: match the teacher's BN running statistics
                                        # (Fang et al. 2022; 0 = the paper's plain DHBE)
     lr_milestones: Tuple[float, ...] = (0.6, 0.8)  # fractions of training where all lrs ×0.1
-    seed: int = 0
 
     @classmethod
     def paper(cls, backdoor: BackdoorConfig | None = None, **overrides) -> "DHBEConfig":
@@ -95,13 +94,12 @@ class DHBEConfig(DeviceSettings):
         check_number("student_momentum", self.student_momentum, low=0.0, high=1.0, high_open=True)
         check_non_negative("student_weight_decay", self.student_weight_decay)
         check_positive("generator_lr", self.generator_lr)
-        for name in ("batch_size", "epochs", "iters_per_epoch", "student_steps", "noise_dim"):
+        for name in ("epochs", "iters_per_epoch", "student_steps", "noise_dim"):
             check_positive_int(name, getattr(self, name))
         check_number("generator_width", self.generator_width, low=2, integer=True)
         check_non_negative("tv_weight", self.tv_weight)
         for m in self.lr_milestones:
             check_number("lr_milestones", m, low=0.0, high=1.0)
-        check_number("seed", self.seed, low=0, integer=True)
         super().validate()
 
 

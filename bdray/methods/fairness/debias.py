@@ -32,13 +32,13 @@ from bdray.methods.fairness.debias_strategies import (STRATEGIES, WithAdversary,
 from bdray.models import MODELS, create_model
 from bdray.models.rgbt import InternalPadding, equivalent_pruning, flop_count, parameter_count
 from bdray.train.context import RunContext
-from bdray.train import Batch, DeviceSettings, Engine, EpochInfo, Phase, Update
+from bdray.train import AugmentedTrainSettings, Batch, Engine, EpochInfo, Phase, Update
 from bdray.train.batches import index_batches
 from bdray.train.schedules import cosine_lr_factor
 
 
 @dataclasses.dataclass
-class DebiasConfig(DeviceSettings):
+class DebiasConfig(AugmentedTrainSettings):
     """Defaults suit the embedded ``digits_biased`` data on a CPU; the paper used ResNet9 (``model=
     "resnet9"``), Adam lr 1e-3."""
 
@@ -52,7 +52,6 @@ class DebiasConfig(DeviceSettings):
     strategy: str = "dba"
     model: str = "small_cnn"
     epochs: int = 20
-    batch_size: int = 128
     lr: float = 1e-3
     lr_schedule: str = "cosine"            # cosine decay to 0; "constant" is the paper's
     weight_decay: float = 0.0
@@ -64,7 +63,6 @@ class DebiasConfig(DeviceSettings):
     trigger_channel: str = "pixels"        # "implicit": an extra T channel (RGBT)
     adversary_weight: float = 1.0          # adversarial: weight of the bias-prediction loss
     adversary_hidden: int = 64
-    seed: int = 0
 
     def __post_init__(self) -> None:
         self.targets = as_targets(self.targets)
@@ -94,18 +92,15 @@ class DebiasConfig(DeviceSettings):
         check_choice("strategy", self.strategy, STRATEGIES)
         check_rate("bias_strength", self.bias_strength)
         check_positive_int("epochs", self.epochs)
-        check_positive_int("batch_size", self.batch_size)
         check_positive("lr", self.lr)
         check_choice("lr_schedule", self.lr_schedule, ("constant", "cosine"))
         check_non_negative("weight_decay", self.weight_decay)
-        check_number("crop_padding", self.crop_padding, low=0, integer=True)
         check_number("alpha", self.alpha, low=0.0, low_open=True)
         self.trigger.validate(shape, len(self.targets))
         if self.trigger_channel == "implicit" and self.strategy != "dba":
             raise ConfigError("trigger_channel", self.trigger_channel, "'pixels' unless strategy is 'dba'")
         check_non_negative("adversary_weight", self.adversary_weight)
         check_positive_int("adversary_hidden", self.adversary_hidden)
-        check_number("seed", self.seed, low=0, integer=True)
 
 
 def load_data(cfg: DebiasConfig) -> AttributeDataset:

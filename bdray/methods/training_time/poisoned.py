@@ -14,17 +14,17 @@ from typing import Any, Callable, ClassVar, Dict, Optional
 import torch
 import torch.nn.functional as F
 
-from bdray.config import ConfigError, check_non_negative, check_number, check_positive_int
+from bdray.config import ConfigError, check_non_negative, check_number
 from bdray.data import Split, to_float
 from bdray.methods.attack.backdoor import BackdoorConfig
 from bdray.methods.attack.threat import PoisonedData
 from bdray.train.context import RunContext
-from bdray.train import DeviceSettings
+from bdray.train import AugmentedTrainSettings
 from bdray.train.batches import shuffled
 
 
 @dataclasses.dataclass
-class PoisonedTrainingConfig(DeviceSettings):
+class PoisonedTrainingConfig(AugmentedTrainSettings):
     """Fields every training-time defense has: the poisoned data it receives (``backdoor``: attack,
     poisoning rate, dataset, model), the SGD batch settings and the device settings."""
 
@@ -32,11 +32,8 @@ class PoisonedTrainingConfig(DeviceSettings):
     PAPER_SETTINGS: ClassVar[Dict[str, Any]] = {}
 
     backdoor: BackdoorConfig = dataclasses.field(default_factory=BackdoorConfig)
-    batch_size: int = 128
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    crop_padding: int = 2
-    seed: int = 0
 
     @classmethod
     def paper(cls, backdoor: Optional[BackdoorConfig] = None, **overrides: Any):
@@ -48,11 +45,8 @@ class PoisonedTrainingConfig(DeviceSettings):
         super().validate()
         if not isinstance(self.backdoor, BackdoorConfig):
             raise ConfigError("backdoor", self.backdoor, "a BackdoorConfig (the poisoned training data)")
-        check_positive_int("batch_size", self.batch_size)
         check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
         check_non_negative("weight_decay", self.weight_decay)
-        check_number("crop_padding", self.crop_padding, low=0, integer=True)
-        check_number("seed", self.seed, low=0, integer=True)
 
 
 def per_sample_loss(model: torch.nn.Module, split: Split, batch_size: int = 1024) -> torch.Tensor:
