@@ -86,7 +86,7 @@ def test_killed_driver_resumes_the_same_experiment_and_study(tmp_path):
 
     from bdray.methods.fairness.dba_toy import DBAToyConfig
     from bdray.sweep import Sweep
-    from bdray.sweep.runner import rebuild_tables
+    from bdray.sweep.tables import rebuild_tables
 
     (storage / "killed" / "trials.parquet").unlink()
     (storage / "killed" / "epochs.parquet").unlink()

@@ -1,4 +1,5 @@
 """Sweeps over Ray Tune + Optuna with Ray Train trials, written to Parquet."""
-from bdray.sweep.runner import DEFAULT_STORAGE, Sweep, SweepResult, run_sweep
+from bdray.sweep.runner import run_sweep
+from bdray.sweep.spec import DEFAULT_STORAGE, Sweep, SweepResult
 
 __all__ = ["DEFAULT_STORAGE", "Sweep", "SweepResult", "run_sweep"]

@@ -5,7 +5,7 @@ import argparse
 from typing import Any, Dict
 
 from bdray.methods.attack.backdoor import BackdoorConfig
-from bdray.sweep.runner import DEFAULT_STORAGE
+from bdray.sweep.spec import DEFAULT_STORAGE
 
 def add_common_args(parser: argparse.ArgumentParser, default_samples: int = 6) -> argparse.ArgumentParser:
     """The run flags plus the attack flags (dataset, model, attack, poisoning)."""

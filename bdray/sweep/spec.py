@@ -1,0 +1,132 @@
+"""What a sweep is: one method's base config, a search space over its fields, objectives and
+the resources trials run on (``Sweep``, validated before any Ray work), and what a run returns."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import pandas as pd
+
+from bdray.config import Config, ConfigError, check_number, check_positive_int
+from bdray.methods import get_method
+from bdray.sweep import storage as S
+
+DEFAULT_STORAGE = str(Path.home() / "bdray_results")
+
+
+@dataclasses.dataclass
+class Sweep:
+    """What to sweep and on what resources.
+
+    ``search_space`` maps config field names (dotted for nested configs, e.g.
+    ``"backdoor.poison_rate"``) to Ray Tune domains (``tune.loguniform(...)``).
+    ``objectives`` are (metric, "max"|"min") pairs; more than one makes a multi-objective study.
+    """
+
+    name: str
+    method: str
+    base_config: Config
+    search_space: Dict[str, Any]
+    objectives: Sequence[Tuple[str, str]] = (("acc", "max"), ("asr", "min"))
+    search: str = "optuna"         # "optuna" (seeded TPE) or "grid" (every tune.grid_search combination)
+    study_name: Optional[str] = None  # Optuna study (default: the sweep name; compare sweeps use one per method)
+    num_samples: int = 8
+    max_concurrent: int = 2
+    storage_path: str = DEFAULT_STORAGE
+    seed: int = 0
+    workers_per_trial: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    # The Tune trial itself only waits on its Train run: by default it reserves no CPU (so that
+    # N concurrent trials fit on N CPUs) and a little memory; its Train workers hold the CPUs/GPUs.
+    driver_cpus: float = 0.0
+    driver_memory_mb: int = 128
+    trial_retries: int = 0
+    # "train": every trial is a Ray Train run (TorchTrainer; DDP over ``workers_per_trial``).
+    # "tune": single-worker trials run the same loop inside the Tune trial itself, which then
+    # reserves the worker's CPUs/GPUs: no Train controller or worker group to start, so a
+    # grid of many tiny trials (smoke tests, digits-sized sweeps) is several times faster.
+    executor: str = "train"
+    verbose: bool = True
+    fault_at_epoch: Optional[int] = None  # test hook: every trial crashes once, before reporting this epoch
+
+    def validate(self) -> None:
+        spec = get_method(self.method)
+        if not isinstance(self.base_config, spec.config_cls):
+            raise ConfigError("base_config", type(self.base_config).__name__, spec.config_cls.__name__)
+        if not self.name or any(ch in self.name for ch in "/\\ "):
+            raise ConfigError("name", self.name, "a non-empty name without slashes or spaces")
+        if self.search not in ("optuna", "grid"):
+            raise ConfigError("search", self.search, "'optuna' or 'grid'")
+        check_positive_int("num_samples", self.num_samples)
+        check_positive_int("max_concurrent", self.max_concurrent)
+        check_positive_int("workers_per_trial", self.workers_per_trial)
+        check_number("cpus_per_worker", self.cpus_per_worker, low=0.0, low_open=True)
+        check_number("gpus_per_worker", self.gpus_per_worker, low=0.0)
+        check_number("driver_cpus", self.driver_cpus, low=0.0)
+        check_number("driver_memory_mb", self.driver_memory_mb, low=1, integer=True)
+        check_number("trial_retries", self.trial_retries, low=0, integer=True)
+        if self.executor not in ("train", "tune"):
+            raise ConfigError("executor", self.executor, "'train' (Ray Train per trial) or 'tune' (in the Tune trial)")
+        if self.executor == "tune" and self.workers_per_trial != 1:
+            raise ConfigError("workers_per_trial", self.workers_per_trial, "1 with executor='tune' (DDP needs 'train')")
+        for metric, mode in self.objectives:
+            if mode not in ("max", "min"):
+                raise ConfigError(f"objectives[{metric}]", mode, "'max' or 'min'")
+        for key, domain in self.search_space.items():
+            for value in _domain_values(key, domain):  # unknown fields and out-of-range bounds fail here
+                self.base_config.replace(**{key: value})
+
+    # -- paths ---------------------------------------------------------------------------
+    @property
+    def root(self) -> str:
+        return S.join(self.storage_path, self.name)
+
+    @property
+    def artifact_root(self) -> str:
+        return S.join(self.storage_path, "artifacts")
+
+    @property
+    def trials_path(self) -> str:
+        return S.join(self.root, "trials.parquet")
+
+    @property
+    def epochs_path(self) -> str:
+        return S.join(self.root, "epochs.parquet")
+
+    def journal_path(self) -> Path:
+        if S.is_uri(self.storage_path):  # the Optuna journal needs a POSIX file: keep it on the head node
+            return Path.home() / ".cache" / "bdray" / "optuna" / f"{self.name}.journal"
+        return Path(self.root) / "optuna.journal"
+
+
+def _domain_values(key: str, domain: Any) -> list:
+    """The values a Tune domain can take at its edges: both bounds, or every category."""
+    from ray.tune.search.sample import Categorical, Domain, Float, Integer
+
+    if isinstance(domain, dict) and "grid_search" in domain:
+        return list(domain["grid_search"])
+    if isinstance(domain, Categorical):
+        return list(domain.categories)
+    if isinstance(domain, (Float, Integer)):
+        if domain.lower is None or domain.upper is None:
+            return [domain.sample()]
+        if domain.lower >= domain.upper:
+            raise ConfigError(f"search_space[{key}]", (domain.lower, domain.upper), "lower bound < upper bound")
+        if isinstance(domain, Integer):  # Tune's integer upper bound is exclusive
+            return [int(domain.lower), int(domain.upper) - 1]
+        return [domain.lower, domain.upper]
+    if isinstance(domain, Domain):
+        return [domain.sample()]
+    return [domain]
+
+
+@dataclasses.dataclass
+class SweepResult:
+    sweep: Sweep
+    tune_run: str
+    trials: pd.DataFrame       # this run's trials
+    all_trials: pd.DataFrame   # every trial of this sweep so far (earlier runs too)
+    epochs: pd.DataFrame       # this run's per-report rows
+    wall_time_s: float
