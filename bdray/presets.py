@@ -5,7 +5,9 @@ digits (MNIST-like), 32×32 colour (CIFAR-like), 64×64 faces.  Each entry sets 
 training (model, epochs, batch, lr, crop) for a CPU budget and for the papers' budget.  The method
 defaults themselves (DHBE, ABL, PT, CBD, ...) are the papers' where they hold and are documented in
 the README where they differ; ``METHOD_PRESETS`` holds the few method fields that have to change
-with the data at the CPU budget (the paper budget uses each method's ``paper()`` as it is).
+with the data at the CPU budget, ``PAPER_SETTINGS`` each paper's own settings (the paper budget)
+and ``SMOKE_SETTINGS`` the tiny sizes of smoke tests.  ``method_config`` is the one way to apply
+them.
 """
 from __future__ import annotations
 
@@ -39,22 +41,60 @@ METHOD_PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
 }
 
 
+# method -> its paper's settings where they differ from the CPU-sized defaults: the "paper" budget
+# (DHBE: CIFAR-10, batch 256, 300 epochs × 50 iterations, generator width 128; DBA: the paper's
+# ResNet9 with Adam at a constant lr 1e-3, for the face sets)
+PAPER_SETTINGS: Dict[str, Dict[str, Any]] = {
+    "dhbe": dict(lambda_abr=0.1, batch_size=256, epochs=300, iters_per_epoch=50, generator_width=128,
+                 bn_prior_weight=0.0, trigger_position="batch"),
+    "abl": dict(isolation_epochs=20, gamma=0.5, isolation_lr=0.1, isolation_ratio=0.01, clean_epochs=60, clean_lr=0.1,
+                weight_decay=1e-4, unlearn_epochs=20, unlearn_lr=5e-4, unlearn_batch_size=64, batch_size=64,
+                crop_padding=4),
+    "cbd": dict(fb_epochs=5, fb_lr=0.1, epochs=100, lr=0.1, lr_milestones=(0.2, 0.7), crop_padding=4, batch_size=64,
+                weight_decay=1e-4, weight_normalization="batch"),
+    "debias": dict(model="resnet9", lr=1e-3, lr_schedule="constant"),
+}
+
+# method -> a few epochs of everything (``smoke=True``, ``--smoke-test``): checks the plumbing, not
+# the science
+SMOKE_SETTINGS: Dict[str, Dict[str, Any]] = {
+    "dhbe": dict(epochs=2, iters_per_epoch=3, batch_size=32),
+    "abl": dict(isolation_epochs=2, clean_epochs=1, unlearn_epochs=1),
+    "pt": dict(partial_epochs=1, epochs=1),
+    "cbd": dict(fb_epochs=1, epochs=2),
+    "finetune": dict(epochs=2, samples_per_epoch=128),
+    "fineprune": dict(epochs=2, samples_per_epoch=128),
+    "nad": dict(epochs=2, samples_per_epoch=128),
+    "neural_cleanse": dict(epochs=2, samples_per_epoch=128, nc_steps=20),
+    "debias": dict(epochs=2),
+}
+
+
 def method_preset(method: str, dataset: str, data_root: str | None = None, budget: str = "cpu") -> Dict[str, Any]:
-    """The ``METHOD_PRESETS`` fields of ``method`` for a dataset (none at the paper budget)."""
+    """The fields the preset table sets for ``method`` on a dataset at ``budget``: the paper's
+    settings at the paper budget, else the data family's ``METHOD_PRESETS`` fields."""
     if budget == "paper":
-        return {}
+        return dict(PAPER_SETTINGS.get(method, {}))
     return dict(METHOD_PRESETS.get(family_of(image_shape_of(dataset, data_root)), {}).get(method, {}))
 
 
-def method_config(method: str, backdoor, budget: str = "cpu"):
-    """``method``'s config against ``backdoor`` at ``budget``: its ``paper()`` at the paper budget
-    (where it has one), else its defaults plus the data's ``METHOD_PRESETS`` fields."""
+def method_config(method: str, backdoor=None, budget: str = "cpu", smoke: bool = False, **values: Any):
+    """``method``'s config: its defaults, the preset table's fields for the data and ``budget``
+    (``method_preset``; methods without a ``backdoor`` get the paper budget's fields only), the
+    smoke sizes with ``smoke`` (or budget ``"smoke"``), then ``values`` -- explicit values win."""
     from bdray.methods import get_method
 
     cls = get_method(method).config_cls
-    if budget == "paper" and hasattr(cls, "paper"):
-        return cls.paper(backdoor)
-    return cls(backdoor=backdoor, **method_preset(method, backdoor.dataset, backdoor.data_root, budget))
+    if budget == "smoke":
+        budget, smoke = "cpu", True
+    fields: Dict[str, Any] = {}
+    if backdoor is not None:
+        fields.update(backdoor=backdoor, **method_preset(method, backdoor.dataset, backdoor.data_root, budget))
+    elif budget == "paper":
+        fields.update(PAPER_SETTINGS.get(method, {}))
+    if smoke:
+        fields.update(SMOKE_SETTINGS.get(method, {}))
+    return cls(**{**fields, **values})
 
 
 # Budgets: "cpu" (the methods' CPU-sized defaults), "paper" (each paper's settings); "auto" = cpu

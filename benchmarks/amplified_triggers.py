@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bdray.methods.attack.backdoor import BackdoorConfig  # noqa: E402
 from bdray.methods.erasing.dhbe import DHBEConfig  # noqa: E402
 from bdray.runtime import run_local  # noqa: E402
-from bdray.presets import preset_for, resolve_budget  # noqa: E402
+from bdray.presets import method_config, preset_for, resolve_budget  # noqa: E402
 
 BASELINES = {"finetune": [0.01, 0.02, 0.04], "fineprune": [0.01, 0.02], "nad": [0.01, 0.02]}
 
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     backdoor = BackdoorConfig.from_dict({**preset, "dataset": args.dataset, "data_root": args.data_root,
                                          "download": args.download,
                                          "attack_params": {"trigger_size": args.trigger_size}})
-    dhbe = DHBEConfig(backdoor=backdoor) if digits else DHBEConfig.paper(backdoor)
+    dhbe = DHBEConfig(backdoor=backdoor) if digits else method_config("dhbe", backdoor, "paper")
     if args.dhbe_lambda is not None:
         dhbe = dhbe.replace(lambda_abr=args.dhbe_lambda)
     if args.dhbe_epochs:

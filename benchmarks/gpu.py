@@ -34,7 +34,7 @@ import torch  # noqa: E402
 
 from benchmarks.common import machine, print_table, verdict, write_result  # noqa: E402
 from bdray.methods.attack.backdoor import BackdoorConfig  # noqa: E402
-from bdray.methods.erasing.dhbe import DHBEConfig  # noqa: E402
+from bdray.presets import method_config  # noqa: E402
 
 SETTINGS = {"fp32": dict(precision="fp32", channels_last="off", compile=False),
             "bf16+channels_last": dict(precision="bf16", channels_last="on", compile=False),
@@ -72,7 +72,7 @@ def dhbe_iterations(teacher: BackdoorConfig, device, iters: int, artifacts: str,
 
     rows = []
     for name, setting in settings.items():
-        cfg = DHBEConfig.paper(teacher, epochs=2, iters_per_epoch=iters, batch_size=batch_size,
+        cfg = method_config("dhbe", teacher, "paper", epochs=2, iters_per_epoch=iters, batch_size=batch_size,
                                generator_width=width, **setting)
         result = run_local("dhbe", cfg, device=device, artifact_root=artifacts, verbose=False)
         last = result.history[-1]

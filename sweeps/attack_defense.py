@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bdray.methods import get_method  # noqa: E402
+from bdray.presets import method_config  # noqa: E402
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, resources, default_name  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, budget, resources, default_name  # noqa: E402
 from sweeps.run import run_all  # noqa: E402
 from sweeps.dhbe_lr import dhbe_base  # noqa: E402
 
@@ -40,11 +40,8 @@ def build_sweeps(args) -> list:
         if defense == "dhbe":
             cfg = dhbe_base(args, backdoor)
         else:
-            cfg = get_method(defense).config_cls(backdoor=backdoor)
-            if args.lr:
-                cfg = cfg.replace(lr=args.lr)
-            if args.smoke_test:
-                cfg = cfg.replace(epochs=2, samples_per_epoch=128)
+            cfg = method_config(defense, backdoor, budget(args), smoke=args.smoke_test,
+                                **({"lr": args.lr} if args.lr else {}))
         sweeps.append(Sweep(name=name, method=defense, base_config=cfg, search_space=space, search="grid",
                             num_samples=1, **resources(args)))
     return sweeps

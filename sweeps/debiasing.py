@@ -1,13 +1,12 @@
 """Configs and flags shared by the DBA sweep scripts (``dba_methods.py``, ``dba_trigger.py``): the
-attribute-data flags, the digits-sized defaults or the paper's training on faces (``.paper()``),
-and tiny trainings for ``--smoke-test``."""
+attribute-data flags, the digits-sized defaults or the paper's training on faces (the preset
+table's paper settings), and tiny trainings for ``--smoke-test``."""
 from __future__ import annotations
 
 from bdray.data.attributes import ATTRIBUTE_DATASET_NAMES, attribute_source
 from bdray.data.faces import CELEBA_GENDER_EXCLUDED
 from bdray.methods.fairness.debias import DebiasConfig
-
-SMOKE = {"epochs": 2}
+from bdray.presets import method_config
 
 
 def add_data_args(parser) -> None:
@@ -34,8 +33,7 @@ def base_config(args, **overrides) -> DebiasConfig:
     values.update(overrides)
     # the embedded digits and a user's own file get the CPU-sized defaults, the face sets the paper's
     cpu = args.dataset in ("digits_biased", "npz")
-    cfg = DebiasConfig(**values) if cpu else DebiasConfig.paper(**values)
-    return cfg.replace(**SMOKE) if args.smoke_test else cfg
+    return method_config("debias", budget="cpu" if cpu else "paper", smoke=args.smoke_test, **values)
 
 
 def all_targets(dataset: str, bias: str, data_root=None) -> list:

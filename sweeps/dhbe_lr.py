@@ -22,7 +22,6 @@ import numpy as np
 # Run from a checkout (or a `ray job submit --working-dir .` copy) without installing bdray.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bdray.methods import get_method  # noqa: E402
 from bdray.methods.erasing.dhbe import DHBEConfig  # noqa: E402
 from bdray.presets import method_config  # noqa: E402
 from bdray.sweep import Sweep  # noqa: E402
@@ -36,12 +35,8 @@ COMPARE_LR = {"cpu": (0.01, 0.08), "paper": (0.002, 0.02)}  # by budget (cpu: 50
 
 
 def dhbe_base(args, backdoor) -> DHBEConfig:
-    cfg = method_config("dhbe", backdoor, budget(args))
-    if args.smoke_test:
-        cfg = cfg.replace(epochs=2, iters_per_epoch=3)
-    if args.epochs:
-        cfg = cfg.replace(epochs=args.epochs)
-    return cfg
+    explicit = {"epochs": args.epochs} if args.epochs else {}
+    return method_config("dhbe", backdoor, budget(args), smoke=args.smoke_test, **explicit)
 
 
 def build_sweeps(args) -> list:
@@ -65,9 +60,7 @@ def build_sweeps(args) -> list:
                  "subset_seed": tune.grid_search(list(range(n_subsets))),
                  "clean_fraction": tune.grid_search(list(fractions))}
         for method in args.baselines:
-            cfg = get_method(method).config_cls(backdoor=backdoor)
-            if args.smoke_test:
-                cfg = cfg.replace(epochs=2, samples_per_epoch=128)
+            cfg = method_config(method, backdoor, budget(args), smoke=args.smoke_test)
             sweeps.append(Sweep(name=name, method=method, base_config=cfg, search_space=space, search="grid",
                                 num_samples=1, **res))
     return sweeps

@@ -3,24 +3,16 @@ it, and every defense against the clean model (what a defense costs when there i
 
 Each run is ``(label, method, config)``; labels are what the claims refer to.  Budgets:
 ``smoke`` (a few epochs: plumbing only), ``cpu`` (the methods' CPU-sized defaults), ``paper``
-(the papers' settings where a ``paper()`` exists).
+(the papers' settings of the preset table, ``bdray.presets.PAPER_SETTINGS``).
 """
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
 
 from bdray.config import ConfigError
-from bdray.methods.training_time.abl import ABLConfig
 from bdray.methods.attack.backdoor import BackdoorConfig
-from bdray.methods.training_time.cbd import CBDConfig
 from bdray.methods.fairness.debias import DebiasConfig
-from bdray.methods.erasing.dhbe import DHBEConfig
-from bdray.methods.erasing.fineprune import FinePruneConfig
-from bdray.methods.erasing.finetune import FinetuneConfig
-from bdray.methods.erasing.nad import NADConfig
-from bdray.methods.erasing.neural_cleanse import NeuralCleanseConfig
 from bdray.methods.erasing.no_defense import NoDefenseConfig
-from bdray.methods.training_time.pt import PTConfig
 from bdray.presets import method_config
 
 BUDGETS = ("smoke", "cpu", "paper")
@@ -32,45 +24,21 @@ COST_DEFENSES = ("dhbe", "finetune", "nad_5pct", "neural_cleanse", "abl", "pt", 
 FAIRNESS_RUNS = {"dba_normal": "normal", "dba_undersampling": "undersampling", "dba": "dba"}
 METHOD_LABELS = tuple(DEFENSES) + ("dba",)
 
+# what a label sets on its method's config (the clean share each erasing paper's defender holds)
+LABEL_FIELDS: Dict[str, Dict[str, Any]] = {
+    "dfad": {"lambda_abr": 0.0, "trigger_generator": False},
+    "finetune": {"clean_fraction": 0.04}, "fineprune": {"clean_fraction": 0.04}, "nad": {"clean_fraction": 0.04},
+    "nad_5pct": {"clean_fraction": 0.05}, "neural_cleanse": {"clean_fraction": 0.05},
+}
+
 Run = Tuple[str, str, Any]
-
-
-def _smoke(label: str, cfg):
-    """A few epochs of everything: checks the plumbing, not the science."""
-    if isinstance(cfg, DHBEConfig):
-        return cfg.replace(epochs=2, iters_per_epoch=3, batch_size=32)
-    if isinstance(cfg, ABLConfig):
-        return cfg.replace(isolation_epochs=2, clean_epochs=1, unlearn_epochs=1)
-    if isinstance(cfg, PTConfig):
-        return cfg.replace(partial_epochs=1, epochs=1)
-    if isinstance(cfg, CBDConfig):
-        return cfg.replace(fb_epochs=1, epochs=2)
-    if isinstance(cfg, (FinetuneConfig, FinePruneConfig, NADConfig, NeuralCleanseConfig)):
-        extra = {"nc_steps": 20} if isinstance(cfg, NeuralCleanseConfig) else {}
-        return cfg.replace(epochs=2, samples_per_epoch=128, **extra)
-    return cfg
 
 
 def defense_config(label: str, backdoor: BackdoorConfig, budget: str, seed: int):
     """The config of defense ``label`` against ``backdoor`` at ``budget``."""
-    if label in ("dhbe", "dfad", "abl", "pt", "cbd"):  # each paper() at the paper budget, else defaults + preset
-        cfg = method_config("dhbe" if label == "dfad" else label, backdoor, budget)
-        if label == "dfad":
-            cfg = cfg.replace(lambda_abr=0.0, trigger_generator=False)
-    elif label == "finetune":
-        cfg = FinetuneConfig(backdoor=backdoor, clean_fraction=0.04)
-    elif label == "fineprune":
-        cfg = FinePruneConfig(backdoor=backdoor, clean_fraction=0.04)
-    elif label == "nad":
-        cfg = NADConfig(backdoor=backdoor, clean_fraction=0.04)
-    elif label == "nad_5pct":
-        cfg = NADConfig(backdoor=backdoor, clean_fraction=0.05)
-    elif label == "neural_cleanse":
-        cfg = NeuralCleanseConfig(backdoor=backdoor, clean_fraction=0.05)
-    else:
+    if label not in DEFENSES:
         raise ConfigError("methods", label, f"one of {sorted(DEFENSES)}")
-    cfg = cfg.replace(seed=seed)
-    return _smoke(label, cfg) if budget == "smoke" else cfg
+    return method_config(DEFENSES[label], backdoor, budget, seed=seed, **LABEL_FIELDS.get(label, {}))
 
 
 def fairness_config(strategy: str, budget: str, seed: int, attributes: Optional[Dict[str, Any]] = None) -> DebiasConfig:
@@ -78,8 +46,7 @@ def fairness_config(strategy: str, budget: str, seed: int, attributes: Optional[
     embedded biased digits): the CPU defaults, the paper's training on the face sets at ``paper``."""
     values = {"dataset": "digits_biased", **(attributes or {}), "strategy": strategy, "seed": seed}
     faces = values["dataset"] in ("celeba", "utkface")
-    cfg = DebiasConfig.paper(**values) if faces and budget == "paper" else DebiasConfig(**values)
-    return cfg.replace(epochs=2) if budget == "smoke" else cfg
+    return method_config("debias", budget=budget if faces or budget == "smoke" else "cpu", **values)
 
 
 def plan(backdoor: BackdoorConfig, seeds: List[int], budget: str, methods: Optional[List[str]] = None,

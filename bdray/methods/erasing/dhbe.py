@@ -32,7 +32,7 @@ RANK_SEED_STRIDE = 7919  # worker r of a Ray Train run draws from seed + 7919·r
 
 @dataclasses.dataclass
 class DHBEConfig(TrainSettings):
-    """DHBE.  Defaults are sized for a CPU budget; ``paper()`` gives the paper's CIFAR-10 settings
+    """DHBE.  Defaults are sized for a CPU budget; the paper's CIFAR-10 settings (``bdray.presets.PAPER_SETTINGS``)
     (batch 256, 300 epochs × 50 iterations, generator width 128).  Sweeps and the claims harness add
     the preset table's per-dataset fields (``bdray.presets.METHOD_PRESETS``: on 16×16 images a 3×3
     trigger generator at λ 1.0)."""
@@ -61,14 +61,6 @@ class DHBEConfig(TrainSettings):
     bn_prior_weight: float = 1.0       # generator prior: match the teacher's BN running statistics
                                        # (Fang et al. 2022; 0 = the paper's plain DHBE)
     lr_milestones: Tuple[float, ...] = (0.6, 0.8)  # fractions of training where all lrs ×0.1
-
-    @classmethod
-    def paper(cls, backdoor: BackdoorConfig | None = None, **overrides) -> "DHBEConfig":
-        values = dict(lambda_abr=0.1, batch_size=256, epochs=300, iters_per_epoch=50, generator_width=128,
-                      bn_prior_weight=0.0,
-                      trigger_position="batch")
-        values.update(overrides)
-        return cls(backdoor=backdoor or BackdoorConfig(), **values)
 
     @property
     def is_dfad(self) -> bool:

@@ -75,11 +75,6 @@ class DebiasConfig(AugmentedTrainSettings):
         self.trigger_locations = tuple(self.trigger_locations)
         super().__post_init__()
 
-    @classmethod
-    def paper(cls, **changes: Any) -> "DebiasConfig":
-        """The paper's training: ResNet9, Adam at a constant lr 1e-3."""
-        return cls(**{"model": "resnet9", "lr": 1e-3, "lr_schedule": "constant", **changes})
-
     @property
     def trigger(self) -> DebiasTrigger:
         return DebiasTrigger(self.trigger_size, self.trigger_colors, self.trigger_locations, self.trigger_channel)

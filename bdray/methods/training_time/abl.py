@@ -15,7 +15,7 @@ The three are phases of the training engine (``bdray.train``); every epoch is re
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -43,11 +43,8 @@ def lga_loss(forward, gamma: float):
 
 @dataclasses.dataclass
 class ABLConfig(PoisonedTrainingConfig):
-    """Defaults sized for the embedded digits on a CPU; ``ABLConfig.paper()`` gives the paper's."""
-
-    PAPER_SETTINGS: ClassVar[Dict[str, Any]] = dict(
-        isolation_epochs=20, gamma=0.5, isolation_lr=0.1, isolation_ratio=0.01, clean_epochs=60, clean_lr=0.1,
-        weight_decay=1e-4, unlearn_epochs=20, unlearn_lr=5e-4, unlearn_batch_size=64, batch_size=64, crop_padding=4)
+    """Defaults sized for the embedded digits on a CPU; the paper's are
+    ``bdray.presets.PAPER_SETTINGS["abl"]``."""
 
     isolation_epochs: int = 10          # T_te (authors' code 10, paper 20)
     gamma: float = 0.5                  # γ of LGA (paper and authors)

@@ -19,7 +19,7 @@ poisoned and to the clean samples in each epoch (judged with the recorded poison
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -84,11 +84,8 @@ MI_ESTIMATORS = {"wasserstein": wasserstein_mi_estimate, "jsd": jsd_mi_estimate}
 
 @dataclasses.dataclass
 class CBDConfig(PoisonedTrainingConfig):
-    """Defaults sized for the embedded digits; ``CBDConfig.paper()`` gives the paper's schedule."""
-
-    PAPER_SETTINGS: ClassVar[Dict[str, Any]] = dict(
-        fb_epochs=5, fb_lr=0.1, epochs=100, lr=0.1, lr_milestones=(0.2, 0.7), crop_padding=4, batch_size=64,
-        weight_decay=1e-4, weight_normalization="batch")
+    """Defaults sized for the embedded digits; the paper's schedule is
+    ``bdray.presets.PAPER_SETTINGS["cbd"]``."""
 
     # f_B as in the authors' code: 5 epochs at a constant lr 0.1, batch 64, weight decay 1e-4
     fb_epochs: int = 5

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, ClassVar, Dict, Optional
+from typing import Callable, Dict
 
 import torch
 import torch.nn.functional as F
@@ -28,18 +28,9 @@ class PoisonedTrainingConfig(AugmentedTrainSettings):
     """Fields every training-time defense has: the poisoned data it receives (``backdoor``: attack,
     poisoning rate, dataset, model), the SGD batch settings and the device settings."""
 
-    # the paper's settings where they differ from these CPU-sized defaults (see ``paper``)
-    PAPER_SETTINGS: ClassVar[Dict[str, Any]] = {}
-
     backdoor: BackdoorConfig = dataclasses.field(default_factory=BackdoorConfig)
     momentum: float = 0.9
     weight_decay: float = 5e-4
-
-    @classmethod
-    def paper(cls, backdoor: Optional[BackdoorConfig] = None, **overrides: Any):
-        """The method's paper settings (``PAPER_SETTINGS``) against ``backdoor``, plus ``overrides``."""
-        values = {**cls.PAPER_SETTINGS, **overrides}
-        return cls(**({"backdoor": backdoor} if backdoor is not None else {}), **values)
 
     def validate(self) -> None:
         super().validate()
