@@ -19,7 +19,7 @@ def result_tables(sweep: Sweep, tune_run: str, grid) -> Tuple[pd.DataFrame, pd.D
     epoch_rows: List[Dict[str, Any]] = []
     for result in grid:
         params = {k: v for k, v in (result.config or {}).items() if k in sweep.search_space}
-        cfg = spec.config_cls.from_dict(sweep.base_config.to_dict()).replace(**params)
+        cfg = sweep.base_config.replace(**params)
         metrics = dict(result.metrics or {})
         trial_id = metrics.get("trial_id") or Path(result.path).name.split("_")[-2]
         error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"

@@ -11,8 +11,9 @@ from bdray.sweep.spec import Sweep
 
 
 def trial_payload(sweep: Sweep) -> Dict[str, Any]:
-    """What every trial needs to know of the sweep (plain values: it travels to the trials)."""
-    return {"method": sweep.method, "base_config": sweep.base_config.to_dict(), "root": sweep.root,
+    """What every trial needs to know of the sweep (it travels to the trials pickled; the base
+    config as the validated object, not rebuilt from a dict)."""
+    return {"method": sweep.method, "base_config": sweep.base_config, "root": sweep.root,
             "artifact_root": sweep.artifact_root, "workers_per_trial": sweep.workers_per_trial,
             "cpus_per_worker": sweep.cpus_per_worker, "gpus_per_worker": sweep.gpus_per_worker,
             "verbose": sweep.verbose, "executor": sweep.executor, "trial_retries": sweep.trial_retries,
@@ -28,7 +29,7 @@ def sweep_trial(params: Dict[str, Any], sweep: Dict[str, Any]) -> None:
     from bdray.runtime.ray_train import run_ray_train
 
     spec = get_method(sweep["method"])
-    cfg = spec.config_cls.from_dict(sweep["base_config"]).replace(**params)
+    cfg = sweep["base_config"].replace(**params)
     if sweep.get("executor") == "tune":
         from bdray.runtime.tune_trial import TuneTrialContext
 
