@@ -27,13 +27,10 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
 
 # family -> method -> config fields at the CPU budget, where one value cannot serve every family.
 # PT's M′ (a fresh model, first layers frozen) must fit the trigger but not yet the clean images:
-# on the 16×16 digits 3 epochs do (isolation precision 1.00 on 4 seeds; 10 epochs fit the clean
-# digits too: 0.51-0.64), on 32×32 colour images 3 epochs had not learned the trigger (precision
-# 0.36 / 0.81, below M_s's) and 10 do (0.98, asr 0.50 -> 0.08 on seed 0): README
-# DHBE's trigger space must stay far smaller than the edits that change a class (paper §3): its
-# 5×5 generated patch is 2.4 % of a 32×32 image but 9.8 % of a 16×16 one, a stroke of a digit.
-# The same fraction is a 3×3 patch; λ 1.0 keeps λ·L_abr where 0.5 had it with 5×5 (0.28 vs 0.33).
-# Embedded digits, 5 seeds, student lr 0.036-0.1: asr_x9 ≤ 0.012 (5×5, λ 0.5: up to 0.98): README
+# fewer epochs on the small digits than on 32×32 colour images.  DHBE's trigger space must stay
+# far smaller than the edits that change a class (paper §3): its 5×5 generated patch is 2.4 % of a
+# 32×32 image but 9.8 % of a 16×16 one; the same fraction is a 3×3 patch, with λ 1.0 keeping
+# λ·L_abr where 0.5 had it with 5×5.  The measurements: RESULTS "Measurements behind the defaults".
 METHOD_PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
     "digits16": {"dhbe": {"trigger_gen_size": 3, "lambda_abr": 1.0}},
     "colour32": {"pt": {"partial_epochs": 10}},

@@ -4,7 +4,7 @@ A loop declares three config fields (``precision``, ``channels_last``, ``compile
 with ``check_speed_fields`` and builds a ``FastPath`` on its device.  Everything defaults to
 "auto": bf16 autocast (fp16 with gradient scaling where bf16 is missing) and cuDNN benchmark on
 CUDA, fp32 on a CPU (where autocast rarely pays); channels_last everywhere (oneDNN's CPU
-convolutions are faster in it too: small_cnn 7.8k -> 9.2k images/s, wrn_16_1 666 -> 977 on 2 cores).  The choices actually used go
+convolutions are faster in it too: RESULTS "Measurements behind the defaults").  The choices actually used go
 into every report (``precision_used``, ``channels_last_used``, ``compiled``, ``compile_time_s``).
 """
 from __future__ import annotations

@@ -38,9 +38,9 @@ class DHBEConfig(TrainSettings):
     trigger generator at λ 1.0)."""
 
     backdoor: BackdoorConfig = dataclasses.field(default_factory=BackdoorConfig)
-    # λ, weight of the adversarial backdoor regularisation (paper: 0.1 with 60× this budget). With
-    # 0.2 the distillation re-implanted the backdoor as training went on (digits seed 2, 36 epochs:
-    # asr_x9 0.00 at epoch 3, 1.00 from epoch 11); 0.5: asr_x4 ≤ 0.01 on 3 seeds (README)
+    # λ, weight of the adversarial backdoor regularisation (paper: 0.1 with 60× this budget; at this
+    # budget smaller λ let the distillation re-implant the backdoor: RESULTS "Measurements behind
+    # the defaults")
     lambda_abr: float = 0.5
     trigger_generator: bool = True     # False with lambda_abr = 0 is the DFAD baseline
     trigger_gen_size: int = 5          # s, side of the generated trigger patch

@@ -96,18 +96,15 @@ class CBDConfig(PoisonedTrainingConfig):
     lr: float = 0.05                   # f_C's lr (paper: 0.1), ×0.1 at each milestone
     lr_milestones: Tuple[float, ...] = (0.5, 0.75)  # paper: (0.2, 0.7)
     # weights rescaled to mean 1 over the batch ("batch": the paper and the authors' code) or within
-    # each label of the batch ("class"). On the digits f_B fits whole classes (the target class above
-    # all: its clean images get a CE as small as the poisoned ones') so batch rescaling starves them
-    # (f_C never predicts them: acc 0.64-0.76 over 6 seeds, backdoor removed on 6/6); "class" keeps
-    # the accuracy (0.96-0.97) but in the target class it cannot tell the poisoned images from the
-    # clean ones and the backdoor stayed on 3 of 6 seeds (README)
+    # each label of the batch ("class": keeps whole classes f_B fits from being starved, but cannot
+    # tell poisoned from clean images inside the target class; RESULTS "Measurements behind the
+    # defaults")
     weight_normalization: str = "batch"
     # the dependence term I(z_C; z_B) of the paper's Eq. 8 (the authors' code has it behind a flag,
     # off); on, as the authors' estimator at their weight it barely moves the outcome (README)
     mutual_information: bool = True
     # "wasserstein": the authors' estimator (1-Lipschitz critic, E_joint[D] − E_shuffled[D], weight
-    # 0.01); "jsd": a Jensen-Shannon bound with an unconstrained critic (at weight 1 it cost the
-    # CIFAR-10 subset 33 points of accuracy: README)
+    # 0.01); "jsd": a Jensen-Shannon bound with an unconstrained critic
     mi_estimator: str = "wasserstein"
     mi_weight: float = 0.01            # λ of the dependence term (the authors' code: 0.01)
     l2_weight: float = 1e-4            # β of the L2 penalty on z_C (with the dependence term)
