@@ -11,8 +11,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from bdray.config import ConfigError
 from bdray.methods.attack.backdoor import BackdoorConfig
-from bdray.methods.fairness.debias import DebiasConfig
 from bdray.methods.erasing.no_defense import NoDefenseConfig
+from bdray.methods.fairness.debias import DebiasConfig
 from bdray.presets import method_config
 
 BUDGETS = ("smoke", "cpu", "paper")

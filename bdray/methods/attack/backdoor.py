@@ -17,9 +17,9 @@ from bdray.config import check_choice, check_non_negative, check_number, check_p
 from bdray.data import Dataset, Split, to_float
 from bdray.methods.common import validate_threat
 from bdray.metrics import evaluate_backdoor
-from bdray.train.context import RunContext, unwrap
 from bdray.train import AugmentedTrainSettings, Engine, Phase, Update, cross_entropy
 from bdray.train.batches import shuffled
+from bdray.train.context import RunContext, unwrap
 from bdray.train.schedules import cosine_lr_factor
 
 

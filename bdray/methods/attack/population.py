@@ -26,9 +26,9 @@ from bdray.config import Config, ConfigError, check_non_negative, check_number, 
 from bdray.methods.attack.backdoor import BackdoorConfig
 from bdray.methods.attack.threat import poisoned_training
 from bdray.metrics import evaluate_backdoor
-from bdray.train.context import RunContext
 from bdray.train import DeviceSettings, Engine, Phase, Update
 from bdray.train.batches import shuffled
+from bdray.train.context import RunContext
 from bdray.train.schedules import cosine_lr_factor
 
 MEMBER_FIELDS = ("lr", "weight_decay", "momentum")

@@ -14,9 +14,9 @@ from bdray.data import Split
 from bdray.methods.attack.backdoor import BackdoorConfig
 from bdray.methods.attack.threat import Threat
 from bdray.metrics import evaluate_backdoor
-from bdray.train.context import RunContext, unwrap
 from bdray.train import AugmentedTrainSettings, Batch, Engine, EpochInfo, Phase, Update
 from bdray.train.batches import repeated
+from bdray.train.context import RunContext, unwrap
 from bdray.train.schedules import step_lr_factor
 
 

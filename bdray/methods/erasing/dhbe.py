@@ -18,13 +18,13 @@ import torch
 from bdray.config import ConfigError, check_choice, check_non_negative, check_number, check_positive, check_positive_int
 from bdray.data import KNOWN_SHAPES
 from bdray.methods.attack.backdoor import BackdoorConfig
+from bdray.methods.attack.threat import load_threat
 from bdray.methods.common import seed_everything
 from bdray.methods.erasing.generators import (BNStatisticsPrior, SampleGenerator, TriggerGenerator, paste_trigger, paste_trigger_per_sample,
-                                     total_variation)
-from bdray.methods.attack.threat import load_threat
+                                              total_variation)
 from bdray.metrics import evaluate_backdoor
-from bdray.train.context import RunContext, unwrap
 from bdray.train import Engine, TrainSettings, Phase, Update
+from bdray.train.context import RunContext, unwrap
 from bdray.train.schedules import step_lr_factor
 
 RANK_SEED_STRIDE = 7919  # worker r of a Ray Train run draws from seed + 7919·r

@@ -18,9 +18,9 @@ import torch
 from bdray.config import check_number
 from bdray.data import to_float
 from bdray.data.batches import batched_logits
+from bdray.methods.attack.threat import load_threat
 from bdray.methods.common import seed_everything
 from bdray.methods.erasing.clean_data import ErasingConfig, clean_subset, train_on_clean
-from bdray.methods.attack.threat import load_threat
 from bdray.metrics import accuracy
 from bdray.train.context import RunContext
 

@@ -5,9 +5,9 @@ import copy
 import dataclasses
 from typing import Any, Dict
 
+from bdray.methods.attack.threat import load_threat
 from bdray.methods.common import seed_everything
 from bdray.methods.erasing.clean_data import ErasingConfig, clean_subset, train_on_clean
-from bdray.methods.attack.threat import load_threat
 from bdray.train.context import RunContext
 
 

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from bdray.config import ConfigError, check_non_negative, check_positive_int
+from bdray.methods.attack.threat import load_threat
 from bdray.methods.common import seed_everything
 from bdray.methods.erasing.clean_data import ErasingConfig, clean_subset, train_on_clean
-from bdray.methods.attack.threat import load_threat
 from bdray.train.context import LocalContext, RunContext, unwrap
 
 

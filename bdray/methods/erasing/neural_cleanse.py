@@ -15,9 +15,9 @@ import torch.nn.functional as F
 
 from bdray.config import check_non_negative, check_number, check_positive, check_positive_int
 from bdray.data import Split, to_float, to_uint8
+from bdray.methods.attack.threat import load_threat
 from bdray.methods.common import seed_everything
 from bdray.methods.erasing.clean_data import ErasingConfig, clean_subset, train_on_clean
-from bdray.methods.attack.threat import load_threat
 from bdray.train.context import RunContext
 
 

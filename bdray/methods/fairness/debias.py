@@ -28,12 +28,12 @@ from bdray.data.attributes import (SOURCES, AttributeDataset, as_targets, attrib
 from bdray.fairness import cell_counts, task_fairness
 from bdray.methods.common import seed_everything
 from bdray.methods.fairness.debias_strategies import (STRATEGIES, WithAdversary, reweighing_weights, trigger_marks,
-                                             undersampling_keep)
+                                                      undersampling_keep)
 from bdray.models import MODELS, create_model
 from bdray.models.rgbt import InternalPadding, equivalent_pruning, flop_count, parameter_count
-from bdray.train.context import RunContext
 from bdray.train import AugmentedTrainSettings, Batch, Engine, EpochInfo, Phase, Update
 from bdray.train.batches import index_batches
+from bdray.train.context import RunContext
 from bdray.train.schedules import cosine_lr_factor
 
 

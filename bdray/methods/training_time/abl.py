@@ -21,15 +21,15 @@ import torch
 import torch.nn.functional as F
 
 from bdray.config import check_non_negative, check_number, check_positive, check_positive_int
-from bdray.methods.common import seed_everything
 from bdray.methods.attack.threat import poisoned_set
+from bdray.methods.common import seed_everything
 from bdray.methods.training_time.poisoned import (PoisonedTrainingConfig, accuracy_on, check_ratio, complement,
-                                    isolate_lowest_loss, isolation_quality, per_sample_loss,
-                                    poisoned_batches, sgd)
+                                                  isolate_lowest_loss, isolation_quality, per_sample_loss,
+                                                  poisoned_batches, sgd)
 from bdray.metrics import evaluate_backdoor
 from bdray.models import create_model
-from bdray.train.context import RunContext, unwrap
 from bdray.train import Engine, EpochInfo, Phase, Update, cross_entropy
+from bdray.train.context import RunContext, unwrap
 from bdray.train.schedules import step_lr_factor
 
 

@@ -26,13 +26,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from bdray.config import check_choice, check_non_negative, check_number, check_positive, check_positive_int
-from bdray.methods.common import seed_everything
 from bdray.methods.attack.threat import poisoned_set
+from bdray.methods.common import seed_everything
 from bdray.methods.training_time.poisoned import PoisonedTrainingConfig, poisoned_batches, sgd
 from bdray.metrics import evaluate_backdoor
 from bdray.models import create_model
-from bdray.train.context import RunContext, unwrap
 from bdray.train import Engine, Phase, Update, cross_entropy
+from bdray.train.context import RunContext, unwrap
 from bdray.train.schedules import step_lr_factor
 
 

@@ -18,9 +18,9 @@ from bdray.config import ConfigError, check_non_negative, check_number
 from bdray.data import Split, to_float
 from bdray.methods.attack.backdoor import BackdoorConfig
 from bdray.methods.attack.threat import PoisonedData
-from bdray.train.context import RunContext
 from bdray.train import AugmentedTrainSettings
 from bdray.train.batches import shuffled
+from bdray.train.context import RunContext
 
 
 @dataclasses.dataclass

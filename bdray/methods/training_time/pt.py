@@ -21,16 +21,16 @@ from typing import Any, Dict, List
 import torch
 
 from bdray.config import check_choice, check_number, check_positive, check_positive_int
-from bdray.methods.common import seed_everything
 from bdray.methods.attack.threat import backdoored_model, poisoned_set
+from bdray.methods.common import seed_everything
 from bdray.methods.training_time.poisoned import (PoisonedTrainingConfig, check_ratio, complement,
-                                    isolate_lowest_loss, isolation_quality, per_sample_loss,
-                                    poisoned_batches, sgd)
+                                                  isolate_lowest_loss, isolation_quality, per_sample_loss,
+                                                  poisoned_batches, sgd)
 from bdray.metrics import evaluate_backdoor
 from bdray.models import create_model
-from bdray.train.context import RunContext, unwrap
 from bdray.train import Engine, Phase, Update, cross_entropy
 from bdray.train.batches import cycled
+from bdray.train.context import RunContext, unwrap
 from bdray.train.schedules import cosine_lr_factor
 
 
