@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, resources, default_name  # noqa: E402
-from sweeps.run import run_all  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, resources, default_name, num_samples  # noqa: E402
+from sweeps.run import cli_errors, run_all  # noqa: E402
 from sweeps.training_defenses import defense_config  # noqa: E402
 
 RATIOS = [0.005, 0.01, 0.05, 0.1]
@@ -33,7 +33,7 @@ def build_sweeps(args) -> list:
     if args.unlearn_lrs:
         space["unlearn_lr"] = tune.choice(args.unlearn_lrs)
     return [Sweep(name=name, method="abl", base_config=defense_config("abl", args, backdoor_config(args)),
-                  search_space=space, num_samples=2 if args.smoke_test else args.num_samples, **resources(args))]
+                  search_space=space, num_samples=num_samples(args), **resources(args))]
 
 
 def parse_args(argv=None):
@@ -46,6 +46,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@cli_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
     return run_all(build_sweeps(args), params=["isolation_ratio", "gamma", "isolation_epochs", "unlearn_lr",

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bdray.presets import method_config  # noqa: E402
 from bdray.sweep import Sweep  # noqa: E402
 from bdray.sweep.cli import add_common_args, backdoor_config, budget, resources, default_name  # noqa: E402
-from sweeps.run import run_all  # noqa: E402
+from sweeps.run import cli_errors, run_all  # noqa: E402
 from sweeps.dhbe_lr import dhbe_base  # noqa: E402
 
 ATTACKS = ["badnets", "clean_label", "trojan"]
@@ -59,6 +59,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@cli_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
     return run_all(build_sweeps(args), params=["attack", "backdoor_attack_trigger_size"])

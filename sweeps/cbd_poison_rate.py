@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.sweep import Sweep  # noqa: E402
 from bdray.sweep.cli import add_common_args, backdoor_config, resources, default_name  # noqa: E402
-from sweeps.run import run_all  # noqa: E402
+from sweeps.run import cli_errors, run_all  # noqa: E402
 from sweeps.training_defenses import defense_config  # noqa: E402
 
 RATES = [0.01, 0.05, 0.2, 0.5]
@@ -54,6 +54,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@cli_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
     sweeps = build_sweeps(args)

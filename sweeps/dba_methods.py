@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bdray.methods.fairness.debias_strategies import STRATEGIES  # noqa: E402
 from bdray.sweep import Sweep  # noqa: E402
 from bdray.sweep.cli import add_run_args, resources, default_name  # noqa: E402
-from sweeps.run import run_all  # noqa: E402
+from sweeps.run import cli_errors, run_all  # noqa: E402
 from sweeps.debiasing import add_data_args, all_targets, base_config  # noqa: E402
 
 
@@ -58,6 +58,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@cli_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
     return run_all(build_sweeps(args), params=["strategy", "targets", "seed", "opp", "eacc"])

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bdray.methods.fairness.dba_toy import STRATEGIES, DBAToyConfig  # noqa: E402
 from bdray.sweep import Sweep  # noqa: E402
 from bdray.sweep.cli import add_run_args, resources  # noqa: E402
-from sweeps.run import run_all  # noqa: E402
+from sweeps.run import cli_errors, run_all  # noqa: E402
 
 BIAS_RATES = [0.5, 0.6, 0.7, 0.8, 0.9]
 
@@ -43,6 +43,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@cli_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
     return run_all(build_sweeps(args), params=["bias_rate", "strategy", "seed", "boundary_error"])

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.sweep import Sweep  # noqa: E402
 from bdray.sweep.cli import add_run_args, resources, default_name  # noqa: E402
-from sweeps.run import run_all  # noqa: E402
+from sweeps.run import cli_errors, run_all  # noqa: E402
 from sweeps.debiasing import add_data_args, base_config  # noqa: E402
 
 COLOR_PAIRS = [("blue", "red"), ("red", "red"), ("blue", "blue")]  # A = 0, A = 1 (locations differ)
@@ -67,6 +67,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@cli_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
     return run_all(build_sweeps(args), params=["strategy", "trigger_colors", "trigger_size", "alpha",

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bdray.methods.erasing.dhbe import DHBEConfig  # noqa: E402
 from bdray.presets import method_config  # noqa: E402
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, budget, resources, default_name  # noqa: E402
-from sweeps.run import run_all  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, budget, resources, default_name, num_samples  # noqa: E402
+from sweeps.run import cli_errors, run_all  # noqa: E402
 
 BLIND_BASELINES = ("finetune", "fineprune", "nad")
 # lr range of the blind baselines: the paper's 0.002–0.02 (CIFAR-10, 2000 samples per epoch); the
@@ -47,7 +47,7 @@ def build_sweeps(args) -> list:
     res = resources(args)
     sweeps = [Sweep(name=name, method="dhbe", base_config=dhbe_base(args, backdoor),
                     search_space={"student_lr": tune.loguniform(args.lr_min, args.lr_max)},
-                    num_samples=2 if args.smoke_test else args.num_samples, **res)]
+                    num_samples=num_samples(args), **res)]
     if args.compare:
         default_lo, default_hi = COMPARE_LR[budget(args)]
         lo = default_lo if args.compare_lr_min is None else args.compare_lr_min
@@ -82,6 +82,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@cli_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
 

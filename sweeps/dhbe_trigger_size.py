@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.sweep import Sweep  # noqa: E402
 from bdray.sweep.cli import add_common_args, backdoor_config, resources, default_name  # noqa: E402
-from sweeps.run import run_all  # noqa: E402
+from sweeps.run import cli_errors, run_all  # noqa: E402
 from sweeps.dhbe_lr import dhbe_base  # noqa: E402
 
 SIZES = {"digits": ([2, 3, 4], [2, 3, 5]), "default": ([3, 4, 5], [3, 5, 7])}
@@ -44,6 +44,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@cli_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
     return run_all(build_sweeps(args), params=["backdoor_attack_trigger_size", "trigger_gen_size"])

@@ -17,8 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, resources, default_name  # noqa: E402
-from sweeps.run import run_all  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, resources, default_name, num_samples  # noqa: E402
+from sweeps.run import cli_errors, run_all  # noqa: E402
 from sweeps.training_defenses import defense_config  # noqa: E402
 
 
@@ -29,7 +29,7 @@ def build_sweeps(args) -> list:
     space = {"freeze_fraction": tune.choice(args.freeze_fractions), "isolation_ratio": tune.choice(args.ratios),
              "clean_lr": tune.loguniform(1e-4, 1e-2), "isolated_lr": tune.loguniform(1e-5, 1e-3)}
     return [Sweep(name=name, method="pt", base_config=defense_config("pt", args, backdoor_config(args)),
-                  search_space=space, num_samples=2 if args.smoke_test else args.num_samples, **resources(args))]
+                  search_space=space, num_samples=num_samples(args), **resources(args))]
 
 
 def parse_args(argv=None):
@@ -40,6 +40,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@cli_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
     return run_all(build_sweeps(args), params=["freeze_fraction", "isolation_ratio", "clean_lr", "isolated_lr",

@@ -4,6 +4,27 @@ Here, above both the library (``bdray``) and the analysis package, because it us
 library itself never imports ``analysis``."""
 from __future__ import annotations
 
+import functools
+import sys
+
+from bdray.config import ConfigError
+
+
+def cli_errors(main):
+    """Wrap a sweep script's ``main``: bad input -- an unknown attack, a rate outside [0, 1], a
+    missing data file, reversed search bounds: every ``ConfigError``, raised while the configs are
+    built and validated, before any Ray work -- prints one ``error: ...`` line naming the field,
+    the value and what is allowed, and returns 2, as argparse does for its own errors."""
+    @functools.wraps(main)
+    def wrapped(argv=None) -> int:
+        try:
+            return main(argv)
+        except ConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    return wrapped
+
+
 
 def run_all(sweeps, params) -> int:
     """Validate every sweep (before any Ray work), run them in order, then report on the folder."""

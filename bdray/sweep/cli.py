@@ -7,6 +7,7 @@ from typing import Any, Dict
 from bdray.methods.attack.backdoor import BackdoorConfig
 from bdray.sweep.spec import DEFAULT_STORAGE
 
+
 def add_common_args(parser: argparse.ArgumentParser, default_samples: int = 6) -> argparse.ArgumentParser:
     """The run flags plus the attack flags (dataset, model, attack, poisoning)."""
     add = parser.add_argument
@@ -28,7 +29,8 @@ def add_run_args(parser: argparse.ArgumentParser, default_samples: int = 6) -> a
     """Flags every sweep has: smoke test, trials, storage, resources, executor."""
     add = parser.add_argument
     add("--smoke-test", action="store_true", help="tiny trainings and few trials, to check the plumbing")
-    add("--num-samples", type=int, default=default_samples, help="trials (Optuna) or grid repeats")
+    add("--num-samples", type=int, default=None,
+        help=f"trials of an Optuna search (default {default_samples}; 2 with --smoke-test unless given)")
     add("--max-concurrent", type=int, default=2)
     add("--storage-path", default=DEFAULT_STORAGE, help="local folder or s3:// / gs:// URI")
     add("--name", default=None, help="sweep name (and Optuna study); reuse it to add trials")
@@ -43,6 +45,14 @@ def add_run_args(parser: argparse.ArgumentParser, default_samples: int = 6) -> a
         help="train: each trial is a Ray Train run; tune: run single-worker trials inside the Tune trial "
              "(much less start-up per trial; no DDP)")
     return parser
+
+
+def num_samples(args, default: int = 6, smoke: int = 2) -> int:
+    """``--num-samples`` when given (an explicit flag wins over the smoke preset), else the smoke
+    test's or the script's default."""
+    if args.num_samples is not None:
+        return args.num_samples
+    return smoke if args.smoke_test else default
 
 
 def budget(args) -> str:

@@ -1,0 +1,27 @@
+"""The sweep scripts' command line: bad input is one ``error: ...`` line and exit code 2 (before any
+Ray work), and an explicit flag wins over the smoke-test preset."""
+import pytest
+
+from sweeps import abl_isolation, dhbe_lr
+
+
+@pytest.mark.parametrize("flags, field, value", [
+    (["--attack", "foo"], "attack", "foo"),
+    (["--poison-rate", "2"], "poison_rate", "2.0"),
+    (["--dataset", "npz", "--data-root", "/nonexistent/x.npz"], "data_root", "/nonexistent/x.npz"),
+    (["--lr-min", "0.2", "--lr-max", "0.01"], "search_space[student_lr]", "(0.2, 0.01)"),
+    (["--trigger-size", "40"], "trigger_size", "40"),
+])
+def test_bad_input_is_one_error_line_and_exit_code_2(flags, field, value, tmp_path, capsys):
+    assert dhbe_lr.main(["--smoke-test", "--storage-path", str(tmp_path), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: invalid {field}=") and value in err[0]
+    assert "expected" in err[0]  # what is allowed
+    assert not any(tmp_path.iterdir())  # nothing was started or written
+
+
+def test_an_explicit_num_samples_wins_over_the_smoke_preset():
+    assert dhbe_lr.build_sweeps(dhbe_lr.parse_args(["--smoke-test", "--num-samples", "6"]))[0].num_samples == 6
+    assert dhbe_lr.build_sweeps(dhbe_lr.parse_args(["--smoke-test"]))[0].num_samples == 2
+    assert dhbe_lr.build_sweeps(dhbe_lr.parse_args([]))[0].num_samples == 6
+    assert abl_isolation.build_sweeps(abl_isolation.parse_args(["--smoke-test", "--num-samples", "5"]))[0].num_samples == 5
