@@ -32,6 +32,8 @@ def run_all(sweeps, params) -> int:
 
     for sweep in sweeps:
         sweep.validate()
+    for sweep in sweeps:  # what will run, before any training: a wrong choice shows in the first second
+        print(sweep.describe(), flush=True)
     return finish(sweeps[0].root, [run_sweep(s) for s in sweeps], params=params)
 
 

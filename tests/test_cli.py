@@ -25,3 +25,12 @@ def test_an_explicit_num_samples_wins_over_the_smoke_preset():
     assert dhbe_lr.build_sweeps(dhbe_lr.parse_args(["--smoke-test"]))[0].num_samples == 2
     assert dhbe_lr.build_sweeps(dhbe_lr.parse_args([]))[0].num_samples == 6
     assert abl_isolation.build_sweeps(abl_isolation.parse_args(["--smoke-test", "--num-samples", "5"]))[0].num_samples == 5
+
+
+def test_the_resolved_settings_are_described_before_any_training(tmp_path):
+    sweep = dhbe_lr.build_sweeps(dhbe_lr.parse_args(["--smoke-test", "--num-samples", "3", "--executor", "tune",
+                                                     "--storage-path", str(tmp_path)]))[0]
+    line = sweep.describe()
+    for part in ("dhbe on digits/small_cnn", "badnets at poison_rate 0.1", "epochs=2", "3 trial(s)",
+                 "optuna over student_lr", "executor tune", str(tmp_path)):
+        assert part in line

@@ -78,6 +78,26 @@ class Sweep:
             for value in _domain_values(key, domain):  # unknown fields and out-of-range bounds fail here
                 self.base_config.replace(**{key: value})
 
+    def describe(self) -> str:
+        """One line of what will run, printed before any training: method, data, model and epochs,
+        trials, search, executor, resources and where the results go."""
+        cfg = self.base_config
+        attack = getattr(cfg, "backdoor", cfg if hasattr(cfg, "attack") else None)
+        if attack is not None:
+            data = (f"{attack.dataset}/{attack.model}, {attack.attack} at poison_rate {attack.poison_rate} "
+                    f"({attack.epochs} attack epochs)")
+        elif hasattr(cfg, "dataset"):
+            data = f"{cfg.dataset}/{getattr(cfg, 'model', 'its model')}"
+        else:
+            data = "its own data"
+        epochs = ", ".join(f"{f.name}={getattr(cfg, f.name)}" for f in dataclasses.fields(cfg)
+                           if f.name.endswith("epochs") and isinstance(getattr(cfg, f.name), int))
+        space = ", ".join(self.search_space) or "none"
+        return (f"[bdray] sweep {self.name}: {self.method} on {data}; {epochs or 'no epochs field'}; "
+                f"{self.num_samples} trial(s) ({self.search} over {space}), {self.max_concurrent} at a time, "
+                f"executor {self.executor}, {self.cpus_per_worker:g} CPU / {self.gpus_per_worker:g} GPU per worker; "
+                f"results in {self.root}")
+
     # -- paths ---------------------------------------------------------------------------
     @property
     def root(self) -> str:
