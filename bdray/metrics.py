@@ -7,6 +7,9 @@
   (DHBE Eq. 9).
 - ``ra``: over the same triggered non-target images, the fraction predicted as the true label.
 - ``asr_x4``/``asr_x9``: ``asr`` with the patch pasted 4 / 9 times (patch triggers only).
+- ``der``: BackdoorBench's defense effectiveness rating against the backdoored model (``acc_before``,
+  ``asr_before``): (max(0, ΔASR) − max(0, ΔACC) + 1) / 2 with ΔASR = asr_before − asr and
+  ΔACC = acc_before − acc; 1 = the backdoor removed at no accuracy cost, 0.5 = nothing changed.
 - ``collapsed``: 1 when the model's clean predictions collapsed onto one class (its share of the
   predictions, ``pred_majority_share``, is at least ``COLLAPSE_SHARE``): such a model has ``asr`` ≈ 0
   and is no defense; tables, Pareto fronts and the claims harness treat it as a failure.
@@ -86,6 +89,11 @@ def activation_difference(model: torch.nn.Module, clean: torch.Tensor, triggered
                 sums[f"act_l2_{name}"] += float(d.norm(dim=1).sum())
     n = max(len(clean), 1)
     return {k: v / n for k, v in sums.items()}
+
+
+def defense_effectiveness_rating(acc: float, asr: float, acc_before: float, asr_before: float) -> float:
+    """``der`` (BackdoorBench): (max(0, asr_before − asr) − max(0, acc_before − acc) + 1) / 2."""
+    return (max(0.0, asr_before - asr) - max(0.0, acc_before - acc) + 1.0) / 2.0
 
 
 def evaluate_backdoor(model: torch.nn.Module, test: Split, trigger: Trigger, target: int,

@@ -35,6 +35,9 @@ def test_baseline_runs_end_to_end_and_reports_every_metric(method, artifact_root
     assert len(result.history) == FAST["epochs"]
     assert 0.0 <= result.metrics["acc"] <= 1.0 and result.metrics["teacher_asr"] >= 0.95
     assert result.metrics["clean_samples"] == round(0.04 * 1347)
+    m = result.metrics  # BackdoorBench's DER against the backdoored model
+    expected = (max(0.0, m["teacher_asr"] - m["asr"]) - max(0.0, m["teacher_acc"] - m["acc"]) + 1) / 2
+    assert m["der"] == pytest.approx(expected)
     if method == "fineprune":
         assert 0.0 < result.metrics["pruned_fraction"] < 0.9
     if method == "neural_cleanse":

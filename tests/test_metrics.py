@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from bdray.metrics import (accuracy, attack_success_rate, backdoor_metrics, conditional_asr,
+from bdray.metrics import (accuracy, defense_effectiveness_rating, attack_success_rate, backdoor_metrics, conditional_asr,
                            robust_accuracy)
 
 # 6 test images; target class 0.  Images 0 and 1 are of the target class.
@@ -49,3 +49,11 @@ def test_a_model_predicting_one_class_is_flagged_collapsed():
     assert one_class["asr"] == 0.0  # a perfect-looking "defense"
     healthy = backdoor_metrics(labels.clone(), labels.clone(), labels, 0)
     assert healthy["collapsed"] == 0.0 and healthy["pred_majority_share"] == 0.1
+
+
+def test_der_rewards_removed_asr_and_charges_lost_accuracy():
+    assert defense_effectiveness_rating(0.9, 0.0, 0.9, 1.0) == 1.0      # backdoor gone, no cost
+    assert defense_effectiveness_rating(0.9, 1.0, 0.9, 1.0) == 0.5      # nothing changed
+    assert defense_effectiveness_rating(0.8, 0.0, 0.9, 1.0) == pytest.approx(0.95)
+    assert defense_effectiveness_rating(0.95, 1.0, 0.9, 0.9) == 0.5     # gains are not rewarded
+    assert defense_effectiveness_rating(0.1, 1.0, 0.9, 1.0) == pytest.approx(0.1)

@@ -74,6 +74,7 @@ def train_worker(loop_config: Dict[str, Any]) -> None:
 
 
 REPORT_POLL_ENV, REPORT_POLL_S = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25"
+TRAIN_LOG_LEVEL = os.environ.get("BDRAY_TRAIN_LOG_LEVEL", "WARNING")  # INFO brings Ray Train's lines back
 
 
 def run_ray_train(method: str, config: Config, *, artifact_root: str, storage_path: str, name: str,
@@ -87,7 +88,7 @@ def run_ray_train(method: str, config: Config, *, artifact_root: str, storage_pa
     ``checkpoints_to_keep=None`` keeps every epoch's (then ``result.metrics_dataframe`` has every
     report; Train V2 builds it from the kept checkpoints).
     """
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from bdray.methods import get_method
@@ -108,6 +109,10 @@ def run_ray_train(method: str, config: Config, *, artifact_root: str, storage_pa
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu, resources_per_worker=resources),
         run_config=RunConfig(name=name, storage_path=str(storage_path),
                              failure_config=FailureConfig(max_failures=max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=checkpoints_to_keep), callbacks=callbacks),
+                             checkpoint_config=CheckpointConfig(num_to_keep=checkpoints_to_keep), callbacks=callbacks,
+                             # Ray Train's own INFO lines (a "Reporting training result ..." with the whole
+                             # metrics dict and a "Checkpoint successfully created" per report, worker-group
+                             # start-up) stay in its log files; bdray prints one compact line per report
+                             logging_config=LoggingConfig(log_level=TRAIN_LOG_LEVEL)),
     )
     return trainer.fit()

@@ -10,7 +10,7 @@ from typing import Any, Dict
 from bdray.config import Config, ConfigError, check_number
 from bdray.methods.attack.backdoor import BackdoorConfig
 from bdray.methods.attack.threat import load_threat
-from bdray.metrics import evaluate_backdoor
+from bdray.metrics import defense_effectiveness_rating, evaluate_backdoor
 from bdray.train.context import RunContext
 
 
@@ -30,6 +30,7 @@ def train_no_defense(cfg: NoDefenseConfig, ctx: RunContext) -> Dict[str, Any]:
     threat = load_threat(cfg.backdoor, ctx)
     model = threat.model
     metrics = evaluate_backdoor(model, threat.data.test, threat.trigger, threat.target_class)
+    metrics["der"] = defense_effectiveness_rating(metrics["acc"], metrics["asr"], metrics["acc"], metrics["asr"])  # 0.5
     metrics.update(epoch=cfg.backdoor.epochs, epoch_time_s=time.time() - t0, resumed_from_epoch=0)
     ctx.report(metrics)
     return {**metrics, "model": model}

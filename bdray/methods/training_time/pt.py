@@ -26,7 +26,7 @@ from bdray.methods.common import seed_everything
 from bdray.methods.training_time.poisoned import (PoisonedTrainingConfig, check_ratio, complement,
                                                   isolate_lowest_loss, isolation_quality, per_sample_loss,
                                                   poisoned_batches, sgd)
-from bdray.metrics import evaluate_backdoor
+from bdray.metrics import defense_effectiveness_rating, evaluate_backdoor
 from bdray.models import create_model
 from bdray.train import Engine, Phase, Update, cross_entropy
 from bdray.train.batches import cycled
@@ -114,7 +114,8 @@ def train_pt(cfg: PTConfig, ctx: RunContext) -> Dict[str, Any]:
         metrics = evaluate_backdoor(unwrap(trained), data.test, pd_.trigger, pd_.target_class)
         if final:
             metrics.update(isolation_quality(state["isolated"], pd_.poison_indices))
-        return {**metrics, **base_quality, **undefended, "frozen_layers": frozen,
+        der = defense_effectiveness_rating(metrics["acc"], metrics["asr"], base_metrics["acc"], base_metrics["asr"])
+        return {**metrics, **base_quality, **undefended, "der": der, "frozen_layers": frozen,
                 "poisoned_samples": len(pd_.poison_indices)}
 
     # each step of the final phase: descent on a D_c batch, then ascent on the next D_s batch
