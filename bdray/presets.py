@@ -58,7 +58,7 @@ SMOKE_SETTINGS: Dict[str, Dict[str, Any]] = {
     "dhbe": dict(epochs=2, iters_per_epoch=3, batch_size=32),
     "abl": dict(isolation_epochs=2, clean_epochs=1, unlearn_epochs=1),
     "pt": dict(partial_epochs=1, epochs=1),
-    "cbd": dict(fb_epochs=1, epochs=2),
+    "cbd": dict(fb_epochs=1, epochs=1),
     "finetune": dict(epochs=2, samples_per_epoch=128),
     "fineprune": dict(epochs=2, samples_per_epoch=128),
     "nad": dict(epochs=2, samples_per_epoch=128),

@@ -11,6 +11,9 @@ from bdray.config import Config
 from bdray.train.context import RunContext, checkpoint_folder, state_from_checkpoint
 
 
+TRAIN_LOG_LEVEL = os.environ.get("BDRAY_TRAIN_LOG_LEVEL", "WARNING")  # INFO brings Ray Train's lines back
+
+
 class RayTrainContext(RunContext):
     """The context of one Ray Train worker: rank, device, DDP, ``ray.train.report``."""
 
@@ -62,10 +65,22 @@ class RayTrainContext(RunContext):
         return state
 
 
+def _quiet_report_lines() -> None:
+    """Ray Train V2 logs each report ("Reporting training result ...", the whole metrics dict) on a
+    logger named by its module's file path, outside ``ray.train`` and so outside ``LoggingConfig``:
+    hold it at ``TRAIN_LOG_LEVEL`` too (a no-op where Ray's layout differs)."""
+    try:
+        from ray.train.v2._internal.execution import context as train_context
+    except ImportError:
+        return
+    logging.getLogger(train_context.__file__).setLevel(TRAIN_LOG_LEVEL)
+
+
 def train_worker(loop_config: Dict[str, Any]) -> None:
     """The per-worker entry point: run the method's loop on the validated config."""
     from bdray.methods import get_method
 
+    _quiet_report_lines()
     spec = get_method(loop_config["method"])
     cfg = loop_config["config"]
     ctx = RayTrainContext(loop_config["artifact_root"], loop_config.get("verbose", True),
@@ -74,7 +89,6 @@ def train_worker(loop_config: Dict[str, Any]) -> None:
 
 
 REPORT_POLL_ENV, REPORT_POLL_S = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25"
-TRAIN_LOG_LEVEL = os.environ.get("BDRAY_TRAIN_LOG_LEVEL", "WARNING")  # INFO brings Ray Train's lines back
 
 
 def run_ray_train(method: str, config: Config, *, artifact_root: str, storage_path: str, name: str,
