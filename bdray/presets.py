@@ -120,14 +120,9 @@ def image_shape_of(dataset: str, data_root: str | None = None) -> Tuple[int, int
         from bdray.config import ConfigError
 
         raise ConfigError("dataset", dataset, "a dataset of known shape, or npz with --data-root")
-    import os
-
-    from bdray.config import ConfigError
     from bdray.data.files import npz_array_shapes
 
-    if not os.path.isfile(os.path.expanduser(str(data_root))):
-        raise ConfigError("data_root", data_root, "an existing .npz file (x_train/y_train/x_test/y_test or x/y)")
-    shapes = npz_array_shapes(data_root)
+    shapes = npz_array_shapes(data_root)  # a missing file is a ConfigError naming data_root
     shape = shapes["x_train"] if "x_train" in shapes else shapes["x"]
     if len(shape) == 3:
         return (1, shape[1], shape[2])

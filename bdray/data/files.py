@@ -15,6 +15,7 @@ from typing import Tuple
 import numpy as np
 import torch
 
+from bdray.config import ConfigError
 from bdray.data.splits import Dataset, Split, channel_stats, check_labels, default_class_names, nhwc_to_nchw
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -154,6 +155,8 @@ def npz_array_shapes(path) -> dict:
     """The shape of every array in an ``.npz``, read from the array headers only (nothing loaded)."""
     import zipfile
 
+    if not os.path.isfile(os.path.expanduser(str(path))):
+        raise ConfigError("data_root", path, "an existing .npz file (x_train/y_train/x_test/y_test or x/y)")
     shapes = {}
     with zipfile.ZipFile(os.path.expanduser(str(path))) as z:
         for member in z.namelist():
