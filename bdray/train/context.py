@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -147,6 +148,9 @@ class LocalContext(RunContext):
         self.device = torch.device(device) if device is not None else default_device()
         self._own_dir = checkpoint_dir is None
         self.checkpoint_dir = Path(checkpoint_dir or tempfile.mkdtemp(prefix="bdray-ckpt-"))
+        # A folder made here goes when the context does, even if nobody calls cleanup().
+        self._finalizer = (weakref.finalize(self, shutil.rmtree, str(self.checkpoint_dir), True)
+                           if self._own_dir else None)
         self.artifact_root = str(artifact_root or default_artifact_root())
         self.verbose = verbose
         self.history: List[Dict[str, Any]] = []
@@ -169,8 +173,8 @@ class LocalContext(RunContext):
         return load_state(path, self.device) if path.exists() else None
 
     def cleanup(self) -> None:
-        if self._own_dir:
-            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+        if self._finalizer is not None:
+            self._finalizer()
 
 
 def default_artifact_root() -> Path:
