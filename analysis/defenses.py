@@ -13,6 +13,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from analysis.seeds import ci95, has_replicas
+
 DEFENSE_ORDER = ("no_defense", "abl", "pt", "cbd")
 DEFENSE_NAMES = {"no_defense": "None", "abl": "ABL", "pt": "PT", "cbd": "CBD"}
 ATTACK_NAMES = {"badnets": "BadNets", "blend": "Blend", "sig": "SIG", "wanet": "WaNet", "trojan": "Trojan",
@@ -31,6 +33,7 @@ def robustness_table(trials: pd.DataFrame) -> pd.DataFrame:
     attacks = _ordered(df["attack"], ATTACK_NAMES)
     methods = _ordered(df["method"], DEFENSE_ORDER)
     grouped = df.groupby([RATE_COLUMN, "method", "attack"])[["asr", "acc"]].mean() * 100
+    half = df.groupby([RATE_COLUMN, "method", "attack"])[["asr", "acc"]].agg(ci95) * 100 if has_replicas(df) else None
     rows = []
     for rate in sorted(df[RATE_COLUMN].unique()):
         for method in methods:
@@ -39,8 +42,10 @@ def robustness_table(trials: pd.DataFrame) -> pd.DataFrame:
             for attack in attacks:
                 key = (rate, method, attack)
                 name = ATTACK_NAMES.get(attack, attack)
-                row[f"{name} ASR"] = grouped.loc[key, "asr"] if key in grouped.index else np.nan
-                row[f"{name} CA"] = grouped.loc[key, "acc"] if key in grouped.index else np.nan
+                for metric, column in (("asr", f"{name} ASR"), ("acc", f"{name} CA")):
+                    row[column] = grouped.loc[key, metric] if key in grouped.index else np.nan
+                    if half is not None:  # seed replicas: 95 % CI half-width, in points
+                        row[f"{column} ±"] = half.loc[key, metric] if key in half.index else np.nan
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -87,6 +92,7 @@ def comparison_table(trials: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     attacks = _ordered(trials["attack"], ATTACK_NAMES)
     methods = _ordered(trials["method"], DEFENSE_ORDER)
     grouped = trials.groupby(["attack", "method"])[["acc", "asr"]].mean()
+    half = trials.groupby(["attack", "method"])[["acc", "asr"]].agg(ci95) if has_replicas(trials) else None
     rows = []
     for attack in attacks:
         row = {"attack": ATTACK_NAMES.get(attack, attack), "dataset": ", ".join(
@@ -95,7 +101,11 @@ def comparison_table(trials: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
             label = "Baseline" if method == "no_defense" else DEFENSE_NAMES.get(method, method)
             if (attack, method) in grouped.index:
                 acc, asr = grouped.loc[(attack, method)]
-                row[f"{label} ACC/ASR"] = f"{acc:.{digits}f}/{asr:.{digits}f}"
+                if half is None:
+                    row[f"{label} ACC/ASR"] = f"{acc:.{digits}f}/{asr:.{digits}f}"
+                else:  # mean ± 95 % CI half-width over the seed replicas
+                    acc_h, asr_h = half.loc[(attack, method)]
+                    row[f"{label} ACC/ASR"] = f"{acc:.{digits}f}±{acc_h:.{digits}f}/{asr:.{digits}f}±{asr_h:.{digits}f}"
             else:
                 row[f"{label} ACC/ASR"] = ""
         rows.append(row)

@@ -4,6 +4,7 @@
 - ``attack_defense_table``: ACC and ASR per method per attack, with a mean row (Table 3).
 - ``amplified_table``: ASR at ×1/×4/×9 per method per trigger, with a mean row (Table 6).
 - ``plot_sensitivity``: acc / asr / activation difference against a swept value (Figs. 8, 10).
+- ``stability_scores``: per swept hyperparameter, how much acc / asr move across its range.
 - ``trigger_size_grid``: acc and asr over actual trigger size × generator size (Fig. 11).
 """
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Dict, Sequence
 
 import numpy as np
 import pandas as pd
+
+from analysis.seeds import ci95, has_replicas
 
 METHOD_ORDER = ("finetune", "fineprune", "nad", "neural_cleanse", "dhbe")
 
@@ -47,10 +50,18 @@ def attack_defense_table(trials: pd.DataFrame) -> pd.DataFrame:
     if {"teacher_acc", "teacher_asr"} <= set(df.columns):
         backdoored = df.groupby("attack_label")[["teacher_acc", "teacher_asr"]].mean() * 100
         out["backdoored ACC"], out["backdoored ASR"] = backdoored["teacher_acc"], backdoored["teacher_asr"]
+    replicas = has_replicas(df)
     for method in _methods(df):
-        part = df[df["method"] == method].groupby("attack_label")[["acc", "asr"]].mean() * 100
+        grouped = df[df["method"] == method].groupby("attack_label")[["acc", "asr"]]
+        part = grouped.mean() * 100
         out[f"{method} ACC"], out[f"{method} ASR"] = part["acc"], part["asr"]
+        if replicas:  # seed replicas: the 95 % CI half-width of each mean, in points
+            half = grouped.agg(ci95) * 100
+            out.insert(out.columns.get_loc(f"{method} ACC") + 1, f"{method} ACC ±", half["acc"])
+            out[f"{method} ASR ±"] = half["asr"]
     out.loc["Mean"] = out.mean(numeric_only=True)
+    if replicas:  # a mean of CI half-widths is no CI
+        out.loc["Mean", [c for c in out.columns if c.endswith(" ±")]] = np.nan
     return out.rename_axis("attack").reset_index()
 
 
@@ -68,10 +79,32 @@ def amplified_table(trials: pd.DataFrame) -> pd.DataFrame:
 
 def sensitivity_table(trials: pd.DataFrame, param: str,
                       metrics: Sequence[str] = ("acc", "asr", "asr_x9", "act_l2_logits", "collapsed")) -> pd.DataFrame:
-    """Mean, std and count of each metric per value of ``param`` (``collapsed``' mean is the share of
-    trials whose model predicts one class: their ``asr`` ≈ 0 is no defense)."""
+    """Mean, std, 95 % CI half-width and count of each metric per value of ``param`` (``collapsed``'
+    mean is the share of trials whose model predicts one class: their ``asr`` ≈ 0 is no defense)."""
     cols = [m for m in metrics if m in trials]
-    return trials.groupby(param)[cols].agg(["mean", "std", "count"]).reset_index()
+    return trials.groupby(param)[cols].agg(["mean", "std", ("ci95", ci95), "count"]).reset_index()
+
+
+def stability_scores(trials: pd.DataFrame, params: Sequence[str], metrics: Sequence[str] = ("acc", "asr")
+                     ) -> pd.DataFrame:
+    """Per swept hyperparameter: the stability score of each metric, the mean absolute difference
+    between the metric's means at every pair of the parameter's values (in points; 0: the result
+    does not depend on the parameter over the swept range).  Other parameters are averaged over."""
+    rows = []
+    for param in params:
+        if param not in trials or trials[param].dropna().nunique() < 2:
+            continue
+        row = {"parameter": param, "values": int(trials[param].dropna().nunique()),
+               "range": f"{trials[param].min():.4g}–{trials[param].max():.4g}"
+               if pd.api.types.is_numeric_dtype(trials[param]) else ", ".join(map(str, sorted(trials[param].unique())))}
+        for metric in metrics:
+            if metric not in trials:
+                continue
+            means = trials.groupby(param)[metric].mean().dropna().to_numpy() * 100
+            diffs = np.abs(means[:, None] - means[None, :])[np.triu_indices(len(means), k=1)]
+            row[f"{metric} stability"] = float(diffs.mean()) if len(diffs) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def plot_sensitivity(trials: pd.DataFrame, param: str, path: str, title: str | None = None) -> None:

@@ -9,6 +9,7 @@ import pandas as pd
 
 from analysis import defenses, paper
 from analysis.load import load_trials
+from analysis.seeds import CI_SUFFIX, config_means, has_replicas
 from analysis.tables import METRIC_COLUMNS, markdown_table, trials_table
 from analysis.tradeoff import plot_tradeoff
 from bdray.sweep import storage as S
@@ -18,6 +19,7 @@ from bdray.sweep import storage as S
 FAIRNESS_PARAMS = ("strategy", "targets", "bias_rate", "alpha", "trigger_colors", "trigger_size", "trigger_channel",
                    "seed")
 FAIRNESS_METRICS = ("eacc", "opp", "odds", "collapsed", "boundary_error")
+SUMMARY_METRICS = (*METRIC_COLUMNS, "der")  # averaged over seed replicas for the curves and fronts
 
 
 def _varies(df: pd.DataFrame, column: str) -> bool:
@@ -52,15 +54,21 @@ def write_report(sweep_dir: str, params: Sequence[str] = (), out_dir: str | None
                      "label": "backdoored model"}
     if len(done):
         done["curve"] = paper.curve_labels(done)
+    replicas = has_replicas(done)
+    # with seed replicas, curves and fronts are drawn on each configuration's mean (error bars: 95 % CI)
+    points = config_means(done, SUMMARY_METRICS) if replicas else done
     shown = [p for p in params if p in trials]
     shown += [p for p in FAIRNESS_PARAMS if p not in shown and _varies(trials, p)]
     color_by = shown[0] if shown and done["method"].nunique() == 1 else None
     has_asr = len(done) and "asr" in done and done["asr"].notna().any()
-    fits = plot_tradeoff(done, str(out / "tradeoff.png"), group="curve", color_by=color_by, reference=reference,
+    fits = plot_tradeoff(points, str(out / "tradeoff.png"), group="curve", color_by=color_by, reference=reference,
                          title=f"ACC–ASR trade-off: {sweep}") if has_asr else {}
     if has_asr:
         paths["tradeoff_png"] = str(out / "tradeoff.png")
     lines = [f"# Sweep `{sweep}`", "", f"{len(trials)} trials ({len(done)} finished)."]
+    if "cpu_hours" in trials:  # resources held by the trials (attack artifacts not included)
+        lines[-1] += (f" Compute: {trials['cpu_hours'].sum():.3g} CPU-hours, {trials['gpu_hours'].sum():.3g} "
+                      "GPU-hours (resources held × wall time, trials only).")
     if has_asr:
         lines += ["", "## Trade-off fits", ""]
     for name, fit in fits.items():
@@ -74,6 +82,16 @@ def write_report(sweep_dir: str, params: Sequence[str] = (), out_dir: str | None
     lines += ["", "## Trials", "", markdown_table(trials_table(trials, params=["method", *shown], metrics=metrics))]
     (out / "trials.md").write_text("\n".join(lines))
     paths["trials_md"] = str(out / "trials.md")
+    if replicas:
+        table = config_means(done, metrics)
+        cols = ["method", *[p for p in shown if p in table], "seeds"]
+        for m in metrics:
+            cols += [m, m + CI_SUFFIX]
+        _write(out, "seeds", f"Mean and 95 % CI (t) over seeds, per configuration: {sweep}", table[cols], paths)
+    stability = paper.stability_scores(done, [p for p in shown if p != "method"]) if len(done) else pd.DataFrame()
+    if len(stability):
+        _write(out, "stability", "Stability per swept hyperparameter: mean |difference| of the metric's means "
+               "between its values, in points (0 = insensitive over the range)", stability, paths)
 
     if len(done) and (_varies(done, "attack") or _varies(done, "backdoor_attack_trigger_size")):
         (out / "attack_defense.md").write_text("# ACC and ASR (%) per attack and defense (Table 3)\n\n"
@@ -89,7 +107,10 @@ def write_report(sweep_dir: str, params: Sequence[str] = (), out_dir: str | None
             paper.plot_sensitivity(dhbe, param, str(out / f"{stem}.png"), title=f"DHBE: sensitivity to {param}")
             table = paper.sensitivity_table(dhbe, param)
             table.columns = [" ".join(c).strip() if isinstance(c, tuple) else c for c in table.columns]
-            (out / f"{stem}.md").write_text(f"# DHBE sensitivity to {param}\n\n" + markdown_table(table))
+            score = paper.stability_scores(dhbe, [param]).drop(columns=["parameter"])
+            (out / f"{stem}.md").write_text(f"# DHBE sensitivity to {param}\n\n" + markdown_table(table)
+                                            + "\n## Stability score (mean |difference| between values, points)\n\n"
+                                            + markdown_table(score))
             paths[f"{stem}_png"] = str(out / f"{stem}.png")
             paths[f"{stem}_md"] = str(out / f"{stem}.md")
 
@@ -101,7 +122,7 @@ def write_report(sweep_dir: str, params: Sequence[str] = (), out_dir: str | None
             text += [f"## {metric} (%)", "", markdown_table(grid.reset_index())]
         (out / "trigger_size.md").write_text("\n".join(text))
         paths["trigger_size_md"] = str(out / "trigger_size.md")
-    paths.update(_training_defense_reports(done, out, sweep))
+    paths.update(_training_defense_reports(done, out, sweep, points))
     if len(done) and "boundary_error" in done and done["boundary_error"].notna().any():
         paths.update(_dba_toy_reports(sweep_dir, done[done["method"] == "dba_toy"], out))
     if len(done) and (done["method"] == "debias").any():
@@ -162,12 +183,13 @@ def _write(out: Path, stem: str, title: str, table: pd.DataFrame, paths: Dict[st
     paths[f"{stem}_md"] = str(out / f"{stem}.md")
 
 
-def _training_defense_reports(done: pd.DataFrame, out: Path, sweep: str) -> Dict[str, str]:
+def _training_defense_reports(done: pd.DataFrame, out: Path, sweep: str, points: pd.DataFrame) -> Dict[str, str]:
     """Robustness table (CBD Table 2), comparison table (PT Table 2), isolation quality and the
-    Pareto front, each when the sweep has what it needs."""
+    Pareto front (on ``points``: the trials, or with seed replicas each configuration's means),
+    each when the sweep has what it needs."""
     paths: Dict[str, str] = {}
-    if len(done) and int(done[["acc", "asr"]].notna().all(axis=1).sum()) >= 2:
-        front = defenses.plot_pareto(done, str(out / "pareto.png"), title=f"Pareto front: {sweep}")
+    if len(points) and int(points[["acc", "asr"]].notna().all(axis=1).sum()) >= 2:
+        front = defenses.plot_pareto(points, str(out / "pareto.png"), title=f"Pareto front: {sweep}")
         paths["pareto_png"] = str(out / "pareto.png")
         cols = [c for c in ("method", "attack", "isolation_ratio", "gamma", "freeze_fraction", "clean_lr",
                             "isolated_lr", "mi_weight", "acc", "asr") if c in front and front[c].notna().any()]

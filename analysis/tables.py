@@ -12,7 +12,7 @@ METRIC_COLUMNS = ("acc", "asr", "asr_cond", "ra", "asr_x4", "asr_x9")
 def trials_table(trials: pd.DataFrame, params: Iterable[str] = (), metrics: Iterable[str] = METRIC_COLUMNS,
                  sort_by: Optional[str] = "asr") -> pd.DataFrame:
     cols = ["trial_id", *[p for p in params if p in trials], *[m for m in metrics if m in trials],
-            *[c for c in ("status", "wall_time_s") if c in trials]]
+            *[c for c in ("status", "wall_time_s", "cpu_hours", "gpu_hours") if c in trials]]
     out = trials[cols].copy()
     if sort_by and sort_by in out:
         out = out.sort_values(sort_by, kind="stable")

@@ -55,6 +55,8 @@ def plot_tradeoff(trials: pd.DataFrame, path: str, *, group: str = "method", col
 
     ``color_by`` colours the points by a numeric column (e.g. the swept learning rate);
     ``reference`` marks a point such as the backdoored model: {"asr": .., "acc": .., "label": ..}.
+    Rows with ``acc_ci95`` / ``asr_ci95`` (per-configuration means of seed replicas,
+    ``analysis.seeds.config_means``) get 95 % CI error bars.
     """
     import matplotlib
 
@@ -69,6 +71,9 @@ def plot_tradeoff(trials: pd.DataFrame, path: str, *, group: str = "method", col
         kwargs = {}
         if color_by and color_by in part and pd.api.types.is_numeric_dtype(part[color_by]):
             kwargs = {"c": part[color_by], "cmap": "viridis"}
+        if "acc_ci95" in part and part["acc_ci95"].notna().any():  # per-configuration means of seed replicas
+            ax.errorbar(part["asr"] * 100, part["acc"] * 100, xerr=part["asr_ci95"].fillna(0) * 100,
+                        yerr=part["acc_ci95"].fillna(0) * 100, fmt="none", ecolor="gray", elinewidth=0.8, capsize=2)
         sc = ax.scatter(part["asr"] * 100, part["acc"] * 100, marker=markers[i % len(markers)], label=str(name),
                         edgecolor="black", linewidth=0.5, **kwargs)
         if kwargs and i == 0:

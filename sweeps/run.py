@@ -14,14 +14,20 @@ def cli_errors(main):
     """Wrap a sweep script's ``main``: bad input -- an unknown attack, a rate outside [0, 1], a
     missing data file, reversed search bounds: every ``ConfigError``, raised while the configs are
     built and validated, before any Ray work -- prints one ``error: ...`` line naming the field,
-    the value and what is allowed, and returns 2, as argparse does for its own errors."""
+    the value and what is allowed, and returns 2, as argparse does for its own errors.  A sweep
+    interrupted by Ctrl-C says how to resume it and returns 130 (the shell's code for SIGINT)."""
     @functools.wraps(main)
     def wrapped(argv=None) -> int:
+        from bdray.sweep import SweepInterrupted
+
         try:
             return main(argv)
         except ConfigError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        except SweepInterrupted as stop:  # Ctrl-C: Tune saved the run; say how to continue it
+            print(f"\n[bdray] {stop}", file=sys.stderr)
+            return 130
     return wrapped
 
 

@@ -1,4 +1,6 @@
 """analysis/ rebuilds figures and tables from the Parquet alone."""
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -58,3 +60,49 @@ def test_parquet_writes_are_atomic_and_append_replaces_by_key(tmp_path):
     merged = S.append_rows(path, b)
     assert sorted(merged["trial_id"]) == ["1", "2"] and float(merged.set_index("trial_id").loc["2", "acc"]) == 0.9
     assert [p.name for p in (tmp_path / "x").iterdir()] == ["trials.parquet"]  # no temporary left behind
+
+
+def _replicated_trials():
+    """Two attacks × two defenses, each configuration run with three seeds."""
+    rows = []
+    for attack, base in (("badnets", 0.9), ("blend", 0.8)):
+        for method, drop in (("finetune", 0.0), ("dhbe", 0.1)):
+            for i, noise in enumerate((-0.01, 0.0, 0.01)):
+                rows.append({"trial_id": f"{attack}{method}{i}", "config_id": f"{attack}-{method}", "seed_index": i,
+                             "method": method, "attack": attack, "dataset": "digits", "acc": base - drop + noise,
+                             "asr": 0.1 + noise, "teacher_acc": 0.95, "teacher_asr": 1.0, "status": "TERMINATED"})
+    return pd.DataFrame(rows)
+
+
+def test_seed_replicas_give_means_and_t_intervals():
+    from analysis.defenses import comparison_table
+    from analysis.paper import attack_defense_table
+    from analysis.seeds import ci95, config_means, has_replicas
+
+    assert ci95([0.0, 1.0]) == pytest.approx(12.7062 * (0.5 ** 0.5) / 2 ** 0.5, rel=1e-4)
+    assert math.isnan(ci95([0.3]))
+    trials = _replicated_trials()
+    assert has_replicas(trials) and not has_replicas(trials.drop(columns="seed_index"))
+    means = config_means(trials, ["acc", "asr"]).set_index("config_id")
+    assert means.loc["badnets-dhbe", "acc"] == pytest.approx(0.8) and (means["seeds"] == 3).all()
+    assert means.loc["badnets-dhbe", "acc_ci95"] == pytest.approx(ci95([0.79, 0.8, 0.81]))
+    table = attack_defense_table(trials).set_index("attack")
+    assert table.loc["badnets", "dhbe ACC"] == pytest.approx(80.0)
+    assert table.loc["badnets", "dhbe ACC ±"] == pytest.approx(100 * ci95([0.79, 0.8, 0.81]))
+    assert math.isnan(table.loc["Mean", "dhbe ACC ±"])  # no CI for a mean of means
+    assert list(table.columns[:4]) == ["backdoored ACC", "backdoored ASR", "finetune ACC", "finetune ACC ±"]
+    cell = comparison_table(trials).set_index("attack").loc["Blend", "finetune ACC/ASR"]
+    assert cell == f"0.800±{ci95([0.79, 0.8, 0.81]):.3f}/0.100±{ci95([0.09, 0.1, 0.11]):.3f}"
+    # one seed each: no CI columns at all
+    single = trials[trials["seed_index"] == 0]
+    assert not any(c.endswith("±") for c in attack_defense_table(single).columns)
+
+
+def test_stability_score_is_the_mean_pairwise_difference():
+    from analysis.paper import stability_scores
+
+    trials = pd.DataFrame({"lr": [0.01, 0.01, 0.1, 1.0], "acc": [0.9, 0.8, 0.7, 0.5], "asr": [0.2, 0.2, 0.2, 0.2]})
+    (row,) = stability_scores(trials, ["lr", "not_swept"]).to_dict("records")
+    # means per lr: 85, 70, 50 (points); pairwise |differences| 15, 35, 20 -> 23.33
+    assert row["parameter"] == "lr" and row["values"] == 3
+    assert row["acc stability"] == pytest.approx(70 / 3) and row["asr stability"] == pytest.approx(0.0)

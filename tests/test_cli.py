@@ -31,6 +31,21 @@ def test_the_resolved_settings_are_described_before_any_training(tmp_path):
     sweep = dhbe_lr.build_sweeps(dhbe_lr.parse_args(["--smoke-test", "--num-samples", "3", "--executor", "tune",
                                                      "--storage-path", str(tmp_path)]))[0]
     line = sweep.describe()
-    for part in ("dhbe on digits/small_cnn", "badnets at poison_rate 0.1", "epochs=2", "3 trial(s)",
-                 "optuna over student_lr", "executor tune", str(tmp_path)):
+    for part in ("dhbe on digits/small_cnn", "badnets at poison_rate 0.1", "epochs=2", "3 configuration(s)",
+                 "optuna tpe over student_lr", "acc max, asr min", "executor tune", str(tmp_path)):
         assert part in line
+
+
+def test_search_flags_reach_the_sweep_and_bad_ones_fail_in_one_line(tmp_path, capsys):
+    argv = ["--smoke-test", "--storage-path", str(tmp_path), "--seeds", "3", "--sampler", "nsga2",
+            "--scheduler", "asha", "--objective", "der:max"]
+    sweep = dhbe_lr.build_sweeps(dhbe_lr.parse_args(argv))[0]
+    sweep.validate()
+    assert (sweep.seeds, sweep.sampler, sweep.scheduler, tuple(sweep.objectives)) == (3, "nsga2", "asha",
+                                                                                     (("der", "max"),))
+    assert "x 3 seeds" in sweep.describe() and "early stopping asha" in sweep.describe()
+    for bad, named in ((["--objective", "der:up"], "objective"), (["--scheduler", "asha"], "scheduler"),
+                       (["--seeds", "0"], "seeds")):
+        assert dhbe_lr.main(["--smoke-test", "--storage-path", str(tmp_path), *bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: invalid {named}="), err

@@ -1,10 +1,9 @@
 """cluster/: launcher configs through Ray's own validator, KubeRay manifests, the Dockerfile's Ray
-pin; a real two-node cluster on this machine with a `ray job submit` sweep across both nodes; a
-sweep whose storage is an S3 server on loopback."""
+pin; the README's Ray-job route for real (`ray start --head`, a second node, `ray job submit` of the
+smoke main job, its trials on both nodes); a sweep whose storage is an S3 server on loopback."""
 import copy
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.ray_nodes import free_port, ray_cli, stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "cluster"
@@ -22,10 +23,6 @@ def _pinned_ray() -> str:
     return re.search(r'"ray\[[^\]]*\]==([0-9.]+)"', text).group(1)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- static files ----------------------------------------------------------------------------------
@@ -112,12 +109,10 @@ def test_runtime_env_is_a_valid_ray_runtime_env():
 # --- a real two-node cluster on this machine ------------------------------------------------------
 
 def _ray_start(args, temp_dir, env):
-    from tests.test_ray_job import _ray_cli
-
-    ports = [f"--{name}={_free_port()}" for name in (
+    ports = [f"--{name}={free_port()}" for name in (
         "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port", "runtime-env-agent-port",
         "node-manager-port", "object-manager-port")]
-    proc = subprocess.Popen([_ray_cli(), "start", *args, *ports, f"--temp-dir={temp_dir}", "--disable-usage-stats"],
+    proc = subprocess.Popen([ray_cli(), "start", *args, *ports, f"--temp-dir={temp_dir}", "--disable-usage-stats"],
                             env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     out, _ = proc.communicate(timeout=180)
@@ -131,34 +126,36 @@ def test_two_node_cluster_runs_a_submitted_sweep_on_both_nodes(tmp_path):
     import tempfile
 
     from bdray.sweep import storage as S
-    from tests.test_ray_job import _ray_cli, stop_process_group
 
     temp_dir = tempfile.mkdtemp(prefix="bdray-2n-", dir="/tmp")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     if (Path.home() / ".ray" / "auth_token").exists():  # the head then uses token auth: nodes and client too
         env["RAY_AUTH_MODE"] = os.environ.get("RAY_AUTH_MODE", "token")
-    gcs, dashboard = _free_port(), _free_port()
+    gcs, dashboard = free_port(), free_port()
     started = []
     try:
         started.append(_ray_start(["--head", f"--port={gcs}", f"--dashboard-port={dashboard}",
-                                   f"--ray-client-server-port={_free_port()}", "--num-cpus=1"], temp_dir, env))
+                                   f"--ray-client-server-port={free_port()}", "--num-cpus=1"], temp_dir, env))
         # its own temp dir: with a shared one, node b's runtime-env agent deletes the job's working
         # dir (its cwd on the head) when its own trial's reference to the package goes away
         started.append(_ray_start([f"--address=127.0.0.1:{gcs}", "--num-cpus=1", '--resources={"node_b": 1}'],
                                   temp_dir + "-b", env))
         storage = tmp_path / "shared"
-        command = [_ray_cli(), "job", "submit", "--address", f"http://127.0.0.1:{dashboard}",
+        # the README's command, smoke-sized: every trial a Ray Train run (the default executor)
+        command = [ray_cli(), "job", "submit", "--address", f"http://127.0.0.1:{dashboard}",
                    "--working-dir", str(REPO), "--", sys.executable, "sweeps/dhbe_lr.py", "--smoke-test",
-                   "--executor", "tune", "--storage-path", str(storage), "--name", "two_nodes"]
+                   "--storage-path", str(storage), "--name", "two_nodes"]
         for _ in range(12):  # a fresh head's job agent can take a while to come up
             proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
             if "No available agent to submit job" not in proc.stdout + proc.stderr:
                 break
             time.sleep(5)
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        assert "succeeded" in proc.stdout + proc.stderr
         trials = S.read_parquet(str(storage / "two_nodes" / "trials.parquet"))
         assert len(trials) == 2 and (trials["status"] == "TERMINATED").all()
-        # one CPU per node and one CPU per trial: the two trials ran on the two different nodes
+        assert (storage / "two_nodes" / "report" / "tradeoff.png").exists()
+        # one CPU per node and one CPU per Train worker: the two trials ran on the two different nodes
         assert trials["node_id"].str.len().gt(0).all() and trials["node_id"].nunique() == 2
         # the attack artifact was trained once before the trials and reused by both, across nodes
         assert (trials["artifacts_reused"] == 1).all() and (trials["artifacts_trained"] == 0).all()
@@ -179,7 +176,7 @@ BUCKET = f"bdray-results-{os.getpid()}"  # fresh per run: no local artifact cach
 def s3_server(monkeypatch):
     import boto3
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",

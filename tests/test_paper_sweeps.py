@@ -16,7 +16,7 @@ pytestmark = pytest.mark.ray
 
 def run_script(module, root, *argv):
     # single-worker trials inside their Tune trials: the Ray Train path of the same scripts runs in
-    # tests/test_ray_job.py and tests/test_sweep.py; here it would add ~15 s of start-up per trial
+    # tests/test_cluster.py (`ray job submit`) and tests/test_sweep.py; here it would add ~15 s of start-up per trial
     args = module.parse_args([*argv, "--smoke-test", "--storage-path", str(root), "--executor", "tune"])
     sweeps = module.build_sweeps(args)
     for sweep in sweeps:

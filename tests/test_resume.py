@@ -1,5 +1,6 @@
-"""A sweep driver killed with SIGKILL mid-sweep: the same command continues the same Tune experiment
-and Optuna study; finished trials are not rerun; the trials table holds every trial once."""
+"""A sweep driver interrupted with Ctrl-C (SIGINT to its process group, as a terminal sends it), then
+killed with SIGKILL mid-sweep: each time the same command continues the same Tune experiment and
+Optuna study; finished trials are not rerun; the trials table holds every trial once."""
 import json
 import os
 import signal
@@ -21,14 +22,18 @@ DRIVER = '''
 import sys
 from ray import tune
 from bdray.methods.fairness.dba_toy import DBAToyConfig
-from bdray.sweep import Sweep, run_sweep
+from bdray.sweep import Sweep, SweepInterrupted, run_sweep
 
 EPOCHS = int(sys.argv[2])
 sweep = Sweep(name="killed", method="dba_toy", base_config=DBAToyConfig(epochs=EPOCHS, points_per_class=400),
               search_space={"bias_rate": tune.uniform(0.5, 0.9)}, objectives=(("boundary_error", "min"),),
               search="optuna", num_samples=6, max_concurrent=1, storage_path=sys.argv[1], executor="tune",
               verbose=False)
-result = run_sweep(sweep)
+try:
+    result = run_sweep(sweep)
+except SweepInterrupted:
+    print("INTERRUPTED", flush=True)
+    sys.exit(130)
 print("TRIALS", len(result.trials), flush=True)
 '''
 
@@ -38,7 +43,13 @@ def _finished_trial_dirs(storage: Path) -> list:
     return [p.parent for p in storage.glob("killed/tune/*/sweep_trial_*/result.json") if p.stat().st_size > 0]
 
 
-def test_killed_driver_resumes_the_same_experiment_and_study(tmp_path):
+def _wait_for_finished(storage: Path, count: int, driver, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while len(_finished_trial_dirs(storage)) < count and time.time() < deadline and driver.poll() is None:
+        time.sleep(0.5)
+
+
+def test_interrupted_then_killed_driver_resumes_the_same_experiment_and_study(tmp_path):
     import optuna
 
     storage = tmp_path / "results"
@@ -46,21 +57,36 @@ def test_killed_driver_resumes_the_same_experiment_and_study(tmp_path):
     script.write_text(DRIVER)
     env = {**os.environ, "RAY_ADDRESS": "local", "PYTHONPATH": str(REPO), "TUNE_GLOBAL_CHECKPOINT_S": "0.5"}
     command = [sys.executable, str(script), str(storage), str(EPOCHS)]
-    first = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+    markers = lambda: [json.loads(p.read_text()) for p in (storage / "killed" / "runs").glob("*.json")]  # noqa: E731
+
+    # 1. Ctrl-C after two trials: Tune stops the running trial, saves its state and returns; the
+    #    driver writes no table, marks the run interrupted and exits 130
+    first = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    _wait_for_finished(storage, 2, first)
+    interrupted_after = {p.name for p in _finished_trial_dirs(storage)}
+    os.killpg(first.pid, signal.SIGINT)
+    out, _ = first.communicate(timeout=120)
+    assert first.returncode == 130 and "INTERRUPTED" in out, out[-3000:]
+    assert 2 <= len(interrupted_after) < 6, "the driver was not interrupted mid-sweep"
+    assert not (storage / "killed" / "trials.parquet").exists()
+    (marker,) = markers()
+    assert marker["status"] == "interrupted"
+
+    # 2. the same command resumes it; SIGKILL once two more trials finished
+    again = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while len(_finished_trial_dirs(storage)) < 2 and time.time() < deadline and first.poll() is None:
-        time.sleep(0.5)
+    _wait_for_finished(storage, len(interrupted_after) + 2, again)
     done_before = {p.name for p in _finished_trial_dirs(storage)}
     time.sleep(1.5)  # past Tune's experiment-state save period (0.5 s): these count as finished on resume
-    os.killpg(first.pid, signal.SIGKILL)  # the driver and the local Ray it started
-    first.wait(timeout=60)
-    assert 2 <= len(done_before) < 6, "the driver was not killed mid-sweep"
+    os.killpg(again.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    again.wait(timeout=60)
+    assert interrupted_after < done_before and len(done_before) < 6, "the driver was not killed mid-sweep"
     assert not (storage / "killed" / "trials.parquet").exists(), (
         "the driver wrote its table before the kill: its trials finished faster than the test waits")
-    marker = json.loads(next((storage / "killed" / "runs").glob("*.json")).read_text())
-    assert marker["status"] == "running"
+    assert [m["status"] for m in markers()] == ["running"]
 
+    # 3. the same command again finishes the run
     second = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
 

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 from bdray.methods.attack.backdoor import BackdoorConfig
-from bdray.sweep.spec import DEFAULT_STORAGE
+from bdray.config import ConfigError
+from bdray.sweep.spec import DEFAULT_STORAGE, SAMPLERS, SCHEDULERS
 
 
 def add_common_args(parser: argparse.ArgumentParser, default_samples: int = 6) -> argparse.ArgumentParser:
@@ -41,6 +42,14 @@ def add_run_args(parser: argparse.ArgumentParser, default_samples: int = 6) -> a
     add("--trial-retries", type=int, default=2,
         help="restarts of a failed or preempted trial, each from its last checkpoint (Tune and Train failure "
              "configs)")
+    add("--seeds", type=int, default=1,
+        help="run every configuration with this many seeds (seeds shifted by 0..N-1, attack included); tables "
+             "and plots show mean ± 95%% CI, Optuna is told the mean")
+    add("--objective", nargs="+", default=None, metavar="METRIC:MODE",
+        help="what Optuna optimises, e.g. der:max or acc:max asr:min (default: the script's, acc:max asr:min)")
+    add("--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler: tpe, or nsga2 (NSGA-II)")
+    add("--scheduler", choices=SCHEDULERS, default="none",
+        help="early stopping on a single --objective: asha (Tune's ASHA, Optuna as the searcher), hyperband")
     add("--executor", choices=("train", "tune"), default="train",
         help="train: each trial is a Ray Train run; tune: run single-worker trials inside the Tune trial "
              "(much less start-up per trial; no DDP)")
@@ -101,7 +110,25 @@ def default_name(stem: str, args, dataset: str | None = None) -> str:
     return f"{stem}_{tag}" + ("_smoke" if getattr(args, "smoke_test", False) else "")
 
 
+def objectives(texts) -> Tuple[Tuple[str, str], ...]:
+    """``["der:max"]`` -> ``(("der", "max"),)``; a metric without ``:mode`` is maximised."""
+    out = []
+    for text in texts:
+        metric, _, mode = text.partition(":")
+        mode = mode or "max"
+        if not metric or mode not in ("max", "min"):
+            raise ConfigError("objective", text, "METRIC:max or METRIC:min, e.g. der:max")
+        out.append((metric, mode))
+    return tuple(out)
+
+
 def resources(args) -> Dict[str, Any]:
-    return {"max_concurrent": args.max_concurrent, "storage_path": args.storage_path, "seed": args.seed,
-            "workers_per_trial": args.workers_per_trial, "cpus_per_worker": args.cpus_per_trial,
-            "gpus_per_worker": args.gpus_per_trial, "executor": args.executor, "trial_retries": args.trial_retries}
+    """The Sweep fields every script takes from the run flags (resources, search, seeds)."""
+    out = {"max_concurrent": args.max_concurrent, "storage_path": args.storage_path, "seed": args.seed,
+           "workers_per_trial": args.workers_per_trial, "cpus_per_worker": args.cpus_per_trial,
+           "gpus_per_worker": args.gpus_per_trial, "executor": args.executor, "trial_retries": args.trial_retries,
+           "seeds": getattr(args, "seeds", 1), "sampler": getattr(args, "sampler", "tpe"),
+           "scheduler": getattr(args, "scheduler", "none")}
+    if getattr(args, "objective", None):
+        out["objectives"] = objectives(args.objective)
+    return out

@@ -5,6 +5,7 @@ import os
 from typing import Any, List
 
 from bdray.methods import get_method
+from bdray.sweep.seeds import SEED_INDEX, trial_config
 from bdray.sweep.spec import Sweep
 
 
@@ -17,8 +18,6 @@ def artifact_configs(sweep: Sweep) -> List[Any]:
     if base is None or not get_method(sweep.method).uses_backdoored_model:
         return []
     keys = [k for k in sweep.search_space if k.startswith("backdoor.")]
-    if not keys:
-        return [base]
     values = []
     for k in keys:
         domain = sweep.search_space[k]
@@ -27,8 +26,9 @@ def artifact_configs(sweep: Sweep) -> List[Any]:
         values.append(domain["grid_search"])
     configs = {}
     for combo in itertools.product(*values):
-        cfg = sweep.base_config.replace(**dict(zip(keys, combo))).backdoor
-        configs[cfg.digest()] = cfg
+        for index in range(sweep.seeds):  # each seed replica attacks with its own seed
+            cfg = trial_config(sweep.base_config, {**dict(zip(keys, combo)), SEED_INDEX: index}).backdoor
+            configs[cfg.digest()] = cfg
     return list(configs.values())
 
 

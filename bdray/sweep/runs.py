@@ -1,5 +1,5 @@
-"""Which Tune experiments of a sweep started and which finished: a run still marked "running" when
-the same sweep starts again was interrupted, and is resumed."""
+"""Which Tune experiments of a sweep started and which finished: a run still marked "running" (the
+driver was killed) or "interrupted" (Ctrl-C) when the same sweep starts again is resumed."""
 from __future__ import annotations
 
 import datetime as dt
@@ -23,10 +23,11 @@ def mark_run(sweep: Sweep, tune_run: str, status: str) -> None:
 
 
 def unfinished_run(sweep: Sweep) -> Optional[str]:
-    """The latest Tune experiment of this sweep and method that started and never finished."""
+    """The latest Tune experiment of this sweep and method that started and never finished (killed
+or interrupted)."""
     runs = []
     for path in S.list_files(S.join(sweep.root, "runs"), suffix=".json"):
         record = json.loads(S.read_text(path))
-        if record.get("method") == sweep.method and record.get("status") == "running":
+        if record.get("method") == sweep.method and record.get("status") in ("running", "interrupted"):
             runs.append(record["tune_run"])
     return max(runs) if runs else None  # names end in a timestamp

@@ -13,6 +13,8 @@ from bdray.methods import get_method
 from bdray.sweep import storage as S
 
 DEFAULT_STORAGE = str(Path.home() / "bdray_results")
+SAMPLERS = ("tpe", "nsga2")
+SCHEDULERS = ("none", "asha", "hyperband")
 
 
 @dataclasses.dataclass
@@ -29,9 +31,13 @@ class Sweep:
     base_config: Config
     search_space: Dict[str, Any]
     objectives: Sequence[Tuple[str, str]] = (("acc", "max"), ("asr", "min"))
-    search: str = "optuna"         # "optuna" (seeded TPE) or "grid" (every tune.grid_search combination)
+    search: str = "optuna"         # "optuna" (seeded sampler) or "grid" (every tune.grid_search combination)
+    sampler: str = "tpe"           # Optuna's sampler: "tpe" or "nsga2" (NSGA-II, for multi-objective studies)
+    # Early stopping by a Tune scheduler on the (single, scalar) objective: "asha", "hyperband" or "none"
+    scheduler: str = "none"
+    seeds: int = 1                 # replicas of every configuration (seeds shifted by 0..seeds-1; bdray.sweep.seeds)
     study_name: Optional[str] = None  # Optuna study (default: the sweep name; compare sweeps use one per method)
-    num_samples: int = 8
+    num_samples: int = 8           # configurations (each run ``seeds`` times)
     max_concurrent: int = 2
     storage_path: str = DEFAULT_STORAGE
     seed: int = 0
@@ -59,6 +65,23 @@ class Sweep:
             raise ConfigError("name", self.name, "a non-empty name without slashes or spaces")
         if self.search not in ("optuna", "grid"):
             raise ConfigError("search", self.search, "'optuna' or 'grid'")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError("sampler", self.sampler, f"one of {list(SAMPLERS)}")
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError("scheduler", self.scheduler, f"one of {list(SCHEDULERS)}")
+        if self.scheduler != "none" and len(self.objectives) != 1:
+            raise ConfigError("scheduler", self.scheduler,
+                              f"a single scalar objective to stop trials on (got {[m for m, _ in self.objectives]}; "
+                              "e.g. --objective der:max)")
+        if self.scheduler == "hyperband" and self.executor != "tune":
+            # HyperBand pauses trials and resumes them later; a paused Tune trial whose Ray Train run
+            # holds its workers left a 2-CPU sweep waiting forever (seen in testing): use ASHA, which
+            # only stops trials, or run the trials inside their Tune trials
+            raise ConfigError("scheduler", self.scheduler, "'asha' with executor='train' ('hyperband' needs "
+                                                           "executor='tune': it pauses and resumes trials)")
+        check_positive_int("seeds", self.seeds)
+        if not self.objectives:
+            raise ConfigError("objectives", self.objectives, "at least one (metric, 'max'|'min') pair")
         check_positive_int("num_samples", self.num_samples)
         check_positive_int("max_concurrent", self.max_concurrent)
         check_positive_int("workers_per_trial", self.workers_per_trial)
@@ -93,8 +116,13 @@ class Sweep:
         epochs = ", ".join(f"{f.name}={getattr(cfg, f.name)}" for f in dataclasses.fields(cfg)
                            if f.name.endswith("epochs") and isinstance(getattr(cfg, f.name), int))
         space = ", ".join(self.search_space) or "none"
+        search = self.search if self.search == "grid" else f"optuna {self.sampler}"
+        objectives = ", ".join(f"{m} {d}" for m, d in self.objectives)
+        seeds = f" x {self.seeds} seeds" if self.seeds > 1 else ""
+        stopping = f", early stopping {self.scheduler}" if self.scheduler != "none" else ""
         return (f"[bdray] sweep {self.name}: {self.method} on {data}; {epochs or 'no epochs field'}; "
-                f"{self.num_samples} trial(s) ({self.search} over {space}), {self.max_concurrent} at a time, "
+                f"{self.num_samples} configuration(s){seeds} ({search} over {space}; {objectives}{stopping}), "
+                f"{self.max_concurrent} at a time, "
                 f"executor {self.executor}, {self.cpus_per_worker:g} CPU / {self.gpus_per_worker:g} GPU per worker; "
                 f"results in {self.root}")
 

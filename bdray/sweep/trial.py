@@ -7,6 +7,7 @@ from typing import Any, Dict
 
 from bdray.methods import get_method
 from bdray.sweep import storage as S
+from bdray.sweep.seeds import trial_config
 from bdray.sweep.spec import Sweep
 
 
@@ -29,7 +30,7 @@ def sweep_trial(params: Dict[str, Any], sweep: Dict[str, Any]) -> None:
     from bdray.runtime.ray_train import run_ray_train
 
     spec = get_method(sweep["method"])
-    cfg = sweep["base_config"].replace(**params)
+    cfg = trial_config(sweep["base_config"], params)
     if sweep.get("executor") == "tune":
         from bdray.runtime.tune_trial import TuneTrialContext
 

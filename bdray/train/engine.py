@@ -187,6 +187,7 @@ class Engine:
         if resume:
             self.resume()
         metrics: Dict[str, Any] = {}
+        planned = sum(phase.epochs for phase in phases)  # reported: a trial a scheduler stopped shows it
         first = 0
         for phase in phases:
             last = first + phase.epochs
@@ -195,6 +196,7 @@ class Engine:
                     phase.begin()
                 for epoch in range(max(first, self.start_epoch), last):
                     metrics = self._epoch(phase, EpochInfo(epoch, epoch - first), multi=len(phases) > 1)
+                    metrics["epochs_planned"] = planned
                     if phase.stop is not None and self.report and phase.stop(metrics):
                         self._stopped.append(phase.name)
                     if self.report:
