@@ -2,6 +2,7 @@
 
 - ``robustness_table``: rows poisoning rate × defense, columns attack × {ASR, CA} (CBD Table 2).
 - ``comparison_table``: rows attack, one "ACC/ASR" column per defense (PT Table 2).
+- ``clean_cost_table``: each defense's accuracy cost on the clean model (no attack).
 - ``isolation_table`` / ``plot_isolation``: isolation precision and recall against the isolation
   ratio, per method (ABL; PT with M′ and with M_s).
 - ``pareto_mask`` / ``plot_pareto``: the non-dominated trials of an ``acc`` max / ``asr`` min study.
@@ -18,7 +19,7 @@ from analysis.seeds import ci95, has_replicas
 DEFENSE_ORDER = ("no_defense", "abl", "pt", "cbd")
 DEFENSE_NAMES = {"no_defense": "None", "abl": "ABL", "pt": "PT", "cbd": "CBD"}
 ATTACK_NAMES = {"badnets": "BadNets", "blend": "Blend", "sig": "SIG", "wanet": "WaNet", "trojan": "Trojan",
-                "clean_label": "Clean-label", "input_aware": "Dynamic"}
+                "clean_label": "Clean-label", "input_aware": "Dynamic", "clean": "Clean model"}
 RATE_COLUMN = "backdoor_poison_rate"
 
 
@@ -109,6 +110,27 @@ def comparison_table(trials: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
             else:
                 row[f"{label} ACC/ASR"] = ""
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def clean_cost_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Each defense on the clean model (``attack == "clean"``: nothing poisoned): its accuracy and
+    what it cost, in points, against the model it started from (``teacher_acc``, the post-training
+    defenses) or, for the defenses that train from scratch, against plain training (``no_defense``
+    or ``backdoor`` rows of the same sweep).  A defense worth deploying costs little here."""
+    clean = trials[trials["attack"] == "clean"]
+    if clean.empty:
+        return pd.DataFrame()
+    plain = clean[clean["method"].isin(("no_defense", "backdoor"))]["acc"].mean()
+    rows = []
+    for method in _ordered(clean["method"], DEFENSE_ORDER):
+        part = clean[clean["method"] == method]
+        teacher = part["teacher_acc"].mean() if "teacher_acc" in part else np.nan
+        reference, against = (teacher, "the model it started from") if np.isfinite(teacher) else (plain, "plain training")
+        acc = part["acc"].mean()
+        rows.append({"defense": DEFENSE_NAMES.get(method, method), "trials": len(part), "clean ACC": acc * 100,
+                     "reference ACC": reference * 100, "ACC cost": (reference - acc) * 100, "against": against,
+                     "ASR (trigger on a clean model)": part["asr"].mean() * 100})
     return pd.DataFrame(rows)
 
 

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.presets import method_config  # noqa: E402
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, budget, resources, default_name  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, budget, default_name, resources, threat_grid  # noqa: E402
 from sweeps.run import cli_errors, run_all  # noqa: E402
 from sweeps.dhbe_lr import dhbe_base  # noqa: E402
 
@@ -31,10 +31,11 @@ def build_sweeps(args) -> list:
 
     attacks, sizes, defenses = args.attacks, args.sizes or SIZES.get(args.dataset, SIZES["default"]), args.defenses
     if args.smoke_test:
-        attacks, sizes = attacks[:1] + attacks[2:3], sizes[1:2]
+        real = [a for a in attacks if a != "clean"]
+        attacks, sizes = real[:1] + real[2:3] + [a for a in attacks if a == "clean"], sizes[1:2]
     backdoor = backdoor_config(args)
     name = default_name("attack_defense", args)
-    space = {"backdoor.attack": tune.grid_search(attacks), "backdoor.attack_params.trigger_size": tune.grid_search(sizes)}
+    space = {**threat_grid(attacks), "backdoor.attack_params.trigger_size": tune.grid_search(sizes)}
     sweeps = []
     for defense in defenses:
         if defense == "dhbe":
@@ -51,7 +52,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
     parser.set_defaults(poison_rate=0.08)  # clean-label poisons target-class images: at most ~10 % of digits
-    parser.add_argument("--attacks", nargs="+", default=ATTACKS)
+    parser.add_argument("--attacks", nargs="+", default=ATTACKS,
+                        help="attacks to erase; 'clean' adds the unpoisoned model (each defense's accuracy cost)")
     parser.add_argument("--sizes", type=int, nargs="+", default=None, help="trigger sizes")
     parser.add_argument("--defenses", nargs="+", default=DEFENSES)
     parser.add_argument("--lr", type=float, default=None, help="lr of the clean-data baselines")

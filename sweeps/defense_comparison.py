@@ -4,6 +4,7 @@ starts from it (M_s), ABL and CBD train on the same poisoned data from scratch.
 
     python sweeps/defense_comparison.py                  # digits: 4 attacks × 4 rows = 16 trials
     python sweeps/defense_comparison.py --smoke-test
+    python sweeps/defense_comparison.py --attacks badnets blend clean   # + each defense's cost on a clean model
     python sweeps/defense_comparison.py --dataset cifar10 --download --gpus-per-trial 0.25
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, resources, default_name  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, default_name, resources, threat_grid  # noqa: E402
 from sweeps.run import cli_errors, run_all  # noqa: E402
 from sweeps.training_defenses import TRAINING_DEFENSES, defense_config  # noqa: E402
 
@@ -23,11 +24,9 @@ ATTACKS = ["badnets", "blend", "sig", "wanet"]
 
 
 def build_sweeps(args) -> list:
-    from ray import tune
-
     name = default_name("defense_comparison", args)
     backdoor = backdoor_config(args)
-    space = {"backdoor.attack": tune.grid_search(args.attacks)}
+    space = threat_grid(args.attacks)
     return [Sweep(name=name, method=m, base_config=defense_config(m, args, backdoor), search_space=space,
                   search="grid", num_samples=1, **resources(args)) for m in args.defenses]
 
@@ -37,7 +36,8 @@ def parse_args(argv=None):
     add_common_args(parser)
     # SIG is clean-label: it can poison at most the target class's share (~10 % of the digits)
     parser.set_defaults(poison_rate=0.08)
-    parser.add_argument("--attacks", nargs="+", default=ATTACKS)
+    parser.add_argument("--attacks", nargs="+", default=ATTACKS,
+                        help="attacks to defend against; 'clean' adds the unpoisoned model (each defense's cost)")
     parser.add_argument("--defenses", nargs="+", default=list(TRAINING_DEFENSES))
     return parser.parse_args(argv)
 

@@ -81,12 +81,15 @@ def test_isolation_sweeps_report_precision_recall_and_pareto_front(smoke_root):
 def test_defense_comparison_builds_every_defense_against_every_attack(tmp_path):
     """The script's grid (its runtime path is the one the robustness and isolation smokes run);
     the PT-Table-2 table itself is checked on the robustness smoke's trials above and below."""
-    args = defense_comparison.parse_args(["--smoke-test", "--storage-path", str(tmp_path)])
+    args = defense_comparison.parse_args(["--smoke-test", "--storage-path", str(tmp_path), "--attacks", "badnets",
+                                          "blend", "sig", "wanet", "clean"])
     sweeps = defense_comparison.build_sweeps(args)
     assert [s.method for s in sweeps] == ["no_defense", "abl", "pt", "cbd"]
     for sweep in sweeps:
         sweep.validate()
-        assert sweep.search_space["backdoor.attack"] == {"grid_search": ["badnets", "blend", "sig", "wanet"]}
+        assert sweep.search_space["variant"] == {"grid_search": [
+            {"backdoor.attack": "badnets"}, {"backdoor.attack": "blend"}, {"backdoor.attack": "sig"},
+            {"backdoor.attack": "wanet"}, {"backdoor.attack": "badnets", "backdoor.poison_rate": 0.0}]}
         assert sweep.base_config.backdoor.poison_rate == 0.08  # SIG can poison at most the target class
     assert not any(tmp_path.iterdir())  # nothing ran
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from analysis import fit_logistic, load_trials
-from analysis import paper
+from analysis import defenses, paper
 from analysis.__main__ import main as analysis_main
 from bdray.sweep import run_sweep
 from sweeps import attack_defense, dhbe_lambda, dhbe_lr, dhbe_trigger_size
@@ -33,7 +33,8 @@ def smoke_dirs(ray_local, tmp_path_factory):
                               "--compare-lr-max", "0.3"),
         "lambda": run_script(dhbe_lambda, root),
         "trigger_size": run_script(dhbe_trigger_size, root),
-        "attack_defense": run_script(attack_defense, root, "--defenses", "finetune", "dhbe"),
+        "attack_defense": run_script(attack_defense, root, "--defenses", "finetune", "dhbe", "--attacks", "badnets",
+                                     "clean_label", "trojan", "clean"),
     }
 
 
@@ -57,8 +58,15 @@ def test_compare_sweep_has_every_method_and_finite_fits(smoke_dirs):
 
 
 def test_attack_defense_tables_have_the_papers_shape(smoke_dirs):
-    trials = load_trials(smoke_dirs["attack_defense"])
-    assert set(trials["attack"]) == {"badnets", "trojan"}
+    everything = load_trials(smoke_dirs["attack_defense"])
+    assert set(everything["attack"]) == {"badnets", "trojan", "clean"}
+    # the clean model (nothing poisoned) is one more "attack": each defense's accuracy cost there
+    cost = defenses.clean_cost_table(everything).set_index("defense")
+    assert set(cost.index) == {"finetune", "dhbe"} and (cost["against"] == "the model it started from").all()
+    clean = everything[everything["attack"] == "clean"].set_index("method")
+    assert (clean["backdoor_poison_rate"] == 0).all() and (clean["teacher_asr"] < 0.2).all()
+    assert cost.loc["dhbe", "ACC cost"] == pytest.approx(100 * (clean.loc["dhbe", "teacher_acc"] - clean.loc["dhbe", "acc"]))
+    trials = everything[everything["attack"] != "clean"]
     assert set(trials["method"]) == {"finetune", "dhbe"}
     table3 = paper.attack_defense_table(trials)
     assert list(table3["attack"]) == ["badnets 3×3", "trojan 3×3", "Mean"]
@@ -75,6 +83,7 @@ def test_attack_defense_tables_have_the_papers_shape(smoke_dirs):
     text = (Path(smoke_dirs["attack_defense"]) / "report" / "attack_defense.md").read_text()
     assert "| Mean |" in text and "dhbe ASR" in text
     assert (Path(smoke_dirs["attack_defense"]) / "report" / "amplified.md").exists()
+    assert "ACC cost" in (Path(smoke_dirs["attack_defense"]) / "report" / "clean_cost.md").read_text()
 
 
 def test_sensitivity_and_trigger_size_reports(smoke_dirs):

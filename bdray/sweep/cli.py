@@ -6,6 +6,7 @@ from typing import Any, Dict, Tuple
 
 from bdray.methods.attack.backdoor import BackdoorConfig
 from bdray.config import ConfigError
+from bdray.sweep.seeds import VARIANT
 from bdray.sweep.spec import DEFAULT_STORAGE, SAMPLERS, SCHEDULERS
 
 
@@ -132,3 +133,19 @@ def resources(args) -> Dict[str, Any]:
     if getattr(args, "objective", None):
         out["objectives"] = objectives(args.objective)
     return out
+
+
+CLEAN = "clean"  # the pseudo-attack of the comparison sweeps: the model trained on unpoisoned data
+
+
+def threat_grid(attacks) -> Dict[str, Any]:
+    """A grid over the attacks to defend against, for the comparison sweeps; ``clean`` among them
+    is the model trained without poison (``poison_rate`` 0, its ASR measured with the first real
+    attack's trigger): each defense's accuracy cost when there is nothing to remove."""
+    from ray import tune
+
+    real = [a for a in attacks if a != CLEAN]
+    variants = [{"backdoor.attack": a} for a in real]
+    if CLEAN in attacks:
+        variants.append({"backdoor.attack": real[0] if real else "badnets", "backdoor.poison_rate": 0.0})
+    return {VARIANT: tune.grid_search(variants)}

@@ -5,19 +5,19 @@ import os
 from typing import Any, List
 
 from bdray.methods import get_method
-from bdray.sweep.seeds import SEED_INDEX, trial_config
+from bdray.sweep.seeds import SEED_INDEX, VARIANT, trial_config
 from bdray.sweep.spec import Sweep
 
 
 def artifact_configs(sweep: Sweep) -> List[Any]:
     """The distinct backdoor configs the trials will need, when they can be known up front: the
-    base one, or every combination of ``backdoor.*`` grid values."""
+    base one, or every combination of ``backdoor.*`` (and ``variant``) grid values, per seed replica."""
     import itertools
 
     base = getattr(sweep.base_config, "backdoor", None)
     if base is None or not get_method(sweep.method).uses_backdoored_model:
         return []
-    keys = [k for k in sweep.search_space if k.startswith("backdoor.")]
+    keys = [k for k in sweep.search_space if k.startswith("backdoor.") or k == VARIANT]
     values = []
     for k in keys:
         domain = sweep.search_space[k]

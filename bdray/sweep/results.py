@@ -41,10 +41,14 @@ def git_commit() -> str:
 
 
 def identity(method: str, cfg) -> Dict[str, Any]:
-    """dataset/model/attack/seed of a config (a defense config takes them from its ``backdoor``)."""
+    """dataset/model/attack/seed of a config (a defense config takes them from its ``backdoor``);
+    ``attack`` is ``clean`` when nothing is poisoned (``poison_rate`` 0)."""
     threat = getattr(cfg, "backdoor", cfg)
+    attack = getattr(threat, "attack", "")
+    if attack and getattr(threat, "poison_rate", None) == 0:
+        attack = "clean"  # nothing poisoned: the clean model (a defense's cost when there is no attack)
     return {"method": method, "dataset": getattr(threat, "dataset", ""), "model": getattr(threat, "model", ""),
-            "attack": getattr(threat, "attack", ""), "seed": cfg.seed}
+            "attack": attack, "seed": cfg.seed}
 
 
 def trial_row(*, sweep: str, tune_run: str, trial_id: str, method: str, cfg, metrics: Dict[str, Any],

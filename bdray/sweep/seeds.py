@@ -6,15 +6,21 @@ Each replica is its own Tune trial (parallel, checkpointed and resumed like any 
 search algorithm sees one trial per configuration, told the replicas' mean of every objective.
 Rows carry ``seed_index`` and ``config_id`` (the configuration without its seeds), which is what
 the analysis groups by for means and confidence intervals.
+
+``trial_config`` also merges a ``variant`` parameter (a dict of field changes made together, such
+as the clean model ``{"backdoor.poison_rate": 0.0}`` among the attacks of a grid).
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Any, Dict, Mapping
 
-from bdray.config import Config
+from bdray.config import Config, ConfigError
 
 SEED_INDEX = "seed_index"  # the key Tune's config carries for a replica (absent when seeds == 1)
+# A search-space key whose values are dicts of field changes applied together, e.g. a grid over
+# threats {"backdoor.attack": "blend"} and {"backdoor.poison_rate": 0.0} (the clean model)
+VARIANT = "variant"
 
 
 def _is_seed_field(name: str) -> bool:
@@ -38,13 +44,22 @@ def shift_seeds(cfg: Config, offset: int) -> Config:
 def trial_config(base_config: Config, params: Mapping[str, Any]) -> Config:
     """A trial's config: the sweep's base config with the sampled parameters, seeds shifted by the
     replica's ``seed_index``.  Keys that are not config fields (Tune's own) must be dropped first."""
-    params = dict(params)
+    params = expand_variant(params)
     index = int(params.pop(SEED_INDEX, 0))
     return shift_seeds(base_config.replace(**params), index)
+
+
+def expand_variant(params: Mapping[str, Any]) -> Dict[str, Any]:
+    """The parameters with a ``variant`` (a dict of field changes) merged in."""
+    params = dict(params)
+    variant = params.pop(VARIANT, None) or {}
+    if not isinstance(variant, Mapping):
+        raise ConfigError(VARIANT, variant, "a dict of config field changes, e.g. {'backdoor.poison_rate': 0.0}")
+    return {**params, **variant}
 
 
 def config_id(base_config: Config, params: Mapping[str, Any]) -> str:
     """What identifies a configuration across its seed replicas: the digest of the config with
     the replica index removed (12 hex digits)."""
-    params = {k: v for k, v in params.items() if k != SEED_INDEX}
+    params = {k: v for k, v in expand_variant(params).items() if k != SEED_INDEX}
     return base_config.replace(**params).digest()[:12]

@@ -11,6 +11,7 @@ import pandas as pd
 from bdray.config import Config, ConfigError, check_number, check_positive_int
 from bdray.methods import get_method
 from bdray.sweep import storage as S
+from bdray.sweep.seeds import trial_config
 
 DEFAULT_STORAGE = str(Path.home() / "bdray_results")
 SAMPLERS = ("tpe", "nsga2")
@@ -99,7 +100,7 @@ class Sweep:
                 raise ConfigError(f"objectives[{metric}]", mode, "'max' or 'min'")
         for key, domain in self.search_space.items():
             for value in _domain_values(key, domain):  # unknown fields and out-of-range bounds fail here
-                self.base_config.replace(**{key: value})
+                trial_config(self.base_config, {key: value})
 
     def describe(self) -> str:
         """One line of what will run, printed before any training: method, data, model and epochs,
