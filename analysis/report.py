@@ -203,7 +203,7 @@ def _training_defense_reports(done: pd.DataFrame, out: Path, sweep: str, points:
     if len(training) and _varies(training, "attack") and training["method"].nunique() >= 2:
         _write(out, "comparison", "ACC/ASR of each training-time defense per attack (PT Table 2)",
                defenses.comparison_table(training), paths)
-    if len(done) and (done["attack"] == "clean").any():
+    if len(done) and "attack" in done and (done["attack"] == "clean").any():
         _write(out, "clean_cost", "Each defense on the clean model (nothing poisoned): its accuracy cost, in points",
                defenses.clean_cost_table(done), paths)
     if len(done) and "isolation_precision" in done and done["isolation_precision"].notna().any():
