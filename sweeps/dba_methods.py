@@ -29,19 +29,18 @@ def build_sweeps(args) -> list:
     targets = args.targets or all_targets(base.dataset, base.bias_attribute, base.data_root)
     multi_targets = targets[:2] if args.smoke_test else targets
     if args.smoke_test:
-        targets, seeds = targets[:1], [0]
-    else:
-        seeds = list(range(args.seeds))
+        targets = targets[:1]
+    res = {**resources(args), "seeds": 1 if args.smoke_test else args.seeds}  # seed replicas: bdray.sweep.seeds
     name = default_name("dba_methods", args, base.dataset)
     space = {"strategy": tune.grid_search(list(args.strategies)),
-             "targets": tune.grid_search([[t] for t in targets]), "seed": tune.grid_search(seeds)}
+             "targets": tune.grid_search([[t] for t in targets])}
     sweeps = [Sweep(name=name, method="debias", base_config=base, search_space=space, search="grid",
-                    num_samples=1, **resources(args))]
+                    num_samples=1, **res)]
     if args.multi_attribute and len(multi_targets) > 1:
-        multi = {"strategy": tune.grid_search(["normal", "dba"]), "seed": tune.grid_search(seeds)}
+        multi = {"strategy": tune.grid_search(["normal", "dba"])}
         # same name, so the same folder and Parquet: one report holds Tables 3-6 and 8
         sweeps.append(Sweep(name=name, method="debias", base_config=base.replace(targets=tuple(multi_targets)),
-                            search_space=multi, search="grid", num_samples=1, **resources(args)))
+                            search_space=multi, search="grid", num_samples=1, **res))
     return sweeps
 
 
@@ -52,7 +51,7 @@ def parse_args(argv=None):
     parser.set_defaults(executor="tune")  # many short single-worker trials: no Ray Train start-up per trial
     parser.add_argument("--targets", nargs="+", default=None, help="target attributes (default: the paper's set)")
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.set_defaults(seeds=3)  # --seeds: every cell of the grid with seeds 0..N-1
     parser.add_argument("--multi-attribute", action="store_true",
                         help="also train normal and DBA on all targets at once (one head per task)")
     return parser.parse_args(argv)

@@ -25,13 +25,12 @@ def build_sweeps(args) -> list:
     from ray import tune
 
     rates = [0.8] if args.smoke_test else args.bias_rates
-    seeds = list(range(1 if args.smoke_test else args.seeds))
     base = DBAToyConfig(epochs=50) if args.smoke_test else DBAToyConfig()
     name = args.name or ("dba_toy_smoke" if args.smoke_test else "dba_toy")
-    space = {"bias_rate": tune.grid_search(rates), "strategy": tune.grid_search(list(STRATEGIES)),
-             "seed": tune.grid_search(seeds)}
+    space = {"bias_rate": tune.grid_search(rates), "strategy": tune.grid_search(list(STRATEGIES))}
+    res = {**resources(args), "seeds": 1 if args.smoke_test else args.seeds}  # seed replicas: bdray.sweep.seeds
     return [Sweep(name=name, method="dba_toy", base_config=base, search_space=space, search="grid", num_samples=1,
-                  **resources(args))]
+                  **res)]
 
 
 def parse_args(argv=None):
@@ -39,7 +38,7 @@ def parse_args(argv=None):
     add_run_args(parser)
     parser.set_defaults(executor="tune")  # 75 one-second trials: no Ray Train start-up per trial
     parser.add_argument("--bias-rates", type=float, nargs="+", default=BIAS_RATES)
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.set_defaults(seeds=5)  # --seeds: every cell of the grid with seeds 0..N-1
     return parser.parse_args(argv)
 
 

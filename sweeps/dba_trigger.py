@@ -33,15 +33,14 @@ def build_sweeps(args) -> list:
     base = base_config(args, strategy="dba")
     if args.targets:
         base = base.replace(targets=tuple(args.targets))
-    seeds = [0] if args.smoke_test else list(range(args.seeds))
     colors = COLOR_PAIRS[:2] if args.smoke_test else [tuple(p.split("/")) for p in args.colors]
     sizes = args.sizes[:2] if args.smoke_test else args.sizes
     alphas = [0.5, 1.0] if args.smoke_test else args.alphas
     name = default_name("dba_trigger", args, base.dataset)
-    res = resources(args)
+    res = {**resources(args), "seeds": 1 if args.smoke_test else args.seeds}  # seed replicas: bdray.sweep.seeds
 
     def sweep(space, cfg=base):
-        return Sweep(name=name, method="debias", base_config=cfg, search_space={**space, "seed": tune.grid_search(seeds)},
+        return Sweep(name=name, method="debias", base_config=cfg, search_space=space,
                      search="grid", num_samples=1, **res)
 
     return [
@@ -63,7 +62,7 @@ def parse_args(argv=None):
                         help="colour pairs A0/A1, e.g. blue/red red/red")
     parser.add_argument("--sizes", type=int, nargs="+", default=SIZES)
     parser.add_argument("--alphas", type=float, nargs="+", default=ALPHAS)
-    parser.add_argument("--seeds", type=int, default=2)
+    parser.set_defaults(seeds=2)  # --seeds: every cell of the grid with seeds 0..N-1
     return parser.parse_args(argv)
 
 
