@@ -88,7 +88,8 @@ def write_report(sweep_dir: str, params: Sequence[str] = (), out_dir: str | None
         for m in metrics:
             cols += [m, m + CI_SUFFIX]
         _write(out, "seeds", f"Mean and 95 % CI (t) over seeds, per configuration: {sweep}", table[cols], paths)
-    stability = paper.stability_scores(done, [p for p in shown if p != "method"]) if len(done) else pd.DataFrame()
+    swept = [p for p in shown if p != "method" and not p.endswith("seed")]  # a seed is no hyperparameter
+    stability = paper.stability_scores(done, swept) if len(done) else pd.DataFrame()
     if len(stability):
         _write(out, "stability", "Stability per swept hyperparameter: mean |difference| of the metric's means "
                "between its values, in points (0 = insensitive over the range)", stability, paths)
