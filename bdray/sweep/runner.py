@@ -21,7 +21,7 @@ from bdray.sweep import storage as S
 from bdray.sweep.prebuild import prebuild_artifacts
 from bdray.sweep.runs import mark_run, unfinished_run
 from bdray.sweep.seeds import SEED_INDEX
-from bdray.sweep.spec import DEFAULT_STORAGE, Sweep, SweepResult
+from bdray.sweep.spec import DEFAULT_STORAGE, Sweep, SweepResult, epoch_fields
 from bdray.sweep.tables import rebuild_tables, result_tables
 from bdray.sweep.trial import sweep_trial, trial_payload
 
@@ -153,10 +153,5 @@ def scheduler(sweep: Sweep):
 
 
 def planned_epochs(cfg) -> int:
-    """How many reports a trial of ``cfg`` makes: the sum of its own ``*epochs`` fields (a
-    defense's nested attack config trains elsewhere, as an artifact)."""
-    import dataclasses
-
-    total = sum(getattr(cfg, f.name) for f in dataclasses.fields(cfg)
-                if f.name.endswith("epochs") and type(getattr(cfg, f.name)) is int)
-    return max(1, total)
+    """How many reports a trial of ``cfg`` makes: the sum of its own ``*epochs`` fields."""
+    return max(1, sum(epoch_fields(cfg).values()))

@@ -114,8 +114,7 @@ class Sweep:
             data = f"{cfg.dataset}/{getattr(cfg, 'model', 'its model')}"
         else:
             data = "its own data"
-        epochs = ", ".join(f"{f.name}={getattr(cfg, f.name)}" for f in dataclasses.fields(cfg)
-                           if f.name.endswith("epochs") and isinstance(getattr(cfg, f.name), int))
+        epochs = ", ".join(f"{name}={value}" for name, value in epoch_fields(cfg).items())
         space = ", ".join(self.search_space) or "none"
         search = self.search if self.search == "grid" else f"optuna {self.sampler}"
         objectives = ", ".join(f"{m} {d}" for m, d in self.objectives)
@@ -148,6 +147,13 @@ class Sweep:
         if S.is_uri(self.storage_path):  # the Optuna journal needs a POSIX file: keep it on the head node
             return Path.home() / ".cache" / "bdray" / "optuna" / f"{self.name}.journal"
         return Path(self.root) / "optuna.journal"
+
+
+def epoch_fields(cfg: Config) -> Dict[str, int]:
+    """The config's own ``*epochs`` fields (a defense's nested attack config trains elsewhere, as an
+    artifact): what ``describe`` prints and what bounds a scheduler's rungs."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+            if f.name.endswith("epochs") and type(getattr(cfg, f.name)) is int}
 
 
 def _domain_values(key: str, domain: Any) -> list:
