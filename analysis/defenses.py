@@ -194,10 +194,20 @@ def pareto_mask(acc: Sequence[float], asr: Sequence[float]) -> np.ndarray:
     return keep & ~np.isnan(a) & ~np.isnan(s)
 
 
+def selection_columns(trials: pd.DataFrame):
+    """``(acc column, asr column, split)`` a front is chosen on: the validation split's ``val_acc`` /
+    ``val_asr`` when every trial has them, else the test split's ``acc`` / ``asr``."""
+    if {"val_acc", "val_asr"} <= set(trials) and len(trials) and trials[["val_acc", "val_asr"]].notna().all().all():
+        return "val_acc", "val_asr", "validation"
+    return "acc", "asr", "test"
+
+
 def plot_pareto(trials: pd.DataFrame, path: str, title: str | None = None) -> pd.DataFrame:
-    """Every trial's (asr, acc), the non-dominated ones highlighted and joined, one colour per
-    method.  Collapsed trials (one class predicted: ``asr`` ≈ 0 for free) are drawn as crosses and
-    never enter a front.  Returns the non-dominated trials."""
+    """Every trial's test (asr, acc), the non-dominated ones highlighted and joined, one colour per
+    method; "non-dominated" is judged on the validation split when the trials have one
+    (``selection_columns``), so the front is what a researcher would pick without the test set.
+    Collapsed trials (one class predicted: ``asr`` ≈ 0 for free) are drawn as crosses and never
+    enter a front.  Returns the non-dominated trials."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -205,6 +215,7 @@ def plot_pareto(trials: pd.DataFrame, path: str, title: str | None = None) -> pd
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     fronts = []
+    acc_on, asr_on, split = selection_columns(trials)
     for i, (method, df) in enumerate(trials.dropna(subset=["acc", "asr"]).groupby("method", sort=False)):
         color = f"C{i}"
         if "collapsed" in df:
@@ -213,17 +224,17 @@ def plot_pareto(trials: pd.DataFrame, path: str, title: str | None = None) -> pd
                 ax.scatter(dead["asr"] * 100, dead["acc"] * 100, marker="x", s=30, color=color,
                            label=f"{method} collapsed (excluded)")
             df = df[df["collapsed"] != 1]
-        mask = pareto_mask(df["acc"], df["asr"])
+        mask = pareto_mask(df[acc_on], df[asr_on])
         ax.scatter(df["asr"] * 100, df["acc"] * 100, s=18, alpha=0.35, color=color, label=f"{method} trials")
         front = df[mask].sort_values("asr")
         ax.plot(front["asr"] * 100, front["acc"] * 100, "o-", color=color, ms=7, mec="black",
-                label=f"{method} Pareto front")
+                label=f"{method} Pareto front ({split})")
         fronts.append(front)
-    ax.set_xlabel("ASR (%), lower is better")
-    ax.set_ylabel("ACC (%), higher is better")
+    ax.set_xlabel("test ASR (%), lower is better")
+    ax.set_ylabel("test ACC (%), higher is better")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(title or "ACC vs ASR: non-dominated trials")
+    ax.set_title(title or f"ACC vs ASR: non-dominated on the {split} split")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

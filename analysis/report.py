@@ -9,6 +9,7 @@ import pandas as pd
 
 from analysis import defenses, paper
 from analysis.load import load_trials
+from analysis.page import write_index
 from analysis.seeds import CI_SUFFIX, config_means, has_replicas
 from analysis.tables import METRIC_COLUMNS, markdown_table, trials_table
 from analysis.tradeoff import plot_tradeoff
@@ -19,7 +20,9 @@ from bdray.sweep import storage as S
 FAIRNESS_PARAMS = ("strategy", "targets", "bias_rate", "alpha", "trigger_colors", "trigger_size", "trigger_channel",
                    "seed")
 FAIRNESS_METRICS = ("eacc", "opp", "odds", "collapsed", "boundary_error")
-SUMMARY_METRICS = (*METRIC_COLUMNS, "der")  # averaged over seed replicas for the curves and fronts
+VALIDATION_METRICS = ("val_acc", "val_asr", "val_der")  # on the split held out of the training data
+# averaged over seed replicas for the curves and fronts
+SUMMARY_METRICS = (*METRIC_COLUMNS, "der", *VALIDATION_METRICS)
 
 
 def _varies(df: pd.DataFrame, column: str) -> bool:
@@ -33,6 +36,7 @@ def write_report(sweep_dir: str, params: Sequence[str] = (), out_dir: str | None
     fraction).  When the sweep has several attacks or trigger sizes: ``attack_defense.md`` (Table 3)
     and ``amplified.md`` (Table 6).  When DHBE's λ / student lr vary: ``lambda_sensitivity`` /
     ``lr_sensitivity`` (.png and .md).  When trigger and generator sizes vary: ``trigger_size.md``.
+    Last, ``index.html``: one self-contained page with all of them (``analysis/page.py``).
     """
     if out_dir is None and S.is_uri(sweep_dir):  # s3:// / gs://: build locally, then upload
         with tempfile.TemporaryDirectory(prefix="bdray-report-") as tmp:
@@ -77,7 +81,8 @@ def write_report(sweep_dir: str, params: Sequence[str] = (), out_dir: str | None
         else:
             lines.append(f"- {name}: acc = {fit.low:.3f} + ({fit.high:.3f} - {fit.low:.3f}) / "
                          f"(1 + exp(-{fit.k:.3g}·(asr - {fit.mid:.3f}))), rmse {fit.rmse:.4f}")
-    metrics = [m for m in (*METRIC_COLUMNS, *FAIRNESS_METRICS)
+    lines += ["", selection_line(trials)]
+    metrics = [m for m in (*METRIC_COLUMNS, *VALIDATION_METRICS[:2], *FAIRNESS_METRICS)
                if m in trials and m not in shown and trials[m].notna().any()]
     lines += ["", "## Trials", "", markdown_table(trials_table(trials, params=["method", *shown], metrics=metrics))]
     (out / "trials.md").write_text("\n".join(lines))
@@ -128,6 +133,7 @@ def write_report(sweep_dir: str, params: Sequence[str] = (), out_dir: str | None
         paths.update(_dba_toy_reports(sweep_dir, done[done["method"] == "dba_toy"], out))
     if len(done) and (done["method"] == "debias").any():
         paths.update(_debias_reports(done[done["method"] == "debias"], out))
+    paths["index_html"] = str(write_index(out, trials, sweep, list(paths.values())))
     return paths
 
 
@@ -179,6 +185,21 @@ def _dba_toy_reports(sweep_dir: str, toy: pd.DataFrame, out: Path) -> Dict[str, 
     return paths
 
 
+def selection_line(trials: pd.DataFrame) -> str:
+    """Which split the sweep chose its hyperparameters on (``selected_on``), in words."""
+    split = trials["selected_on"].dropna().unique().tolist() if "selected_on" in trials else []
+    if split == ["validation"]:
+        size = ""
+        if "backdoor_val_fraction" in trials:
+            size = f" ({float(trials['backdoor_val_fraction'].iloc[0]):.0%} of the training data, never trained on)"
+        return (f"Hyperparameters were chosen on the **validation** split{size}: the search saw `val_*` metrics "
+                "only; `acc` / `asr` are the untouched test split.")
+    if split == ["test"]:
+        return ("Hyperparameters were chosen on the **test** split (no validation split: `--val-fraction 0`, "
+                "or a test metric as `--objective`): test numbers are optimistic.")
+    return "Selection split: " + (", ".join(map(str, split)) or "not recorded (a sweep from before `selected_on`)") + "."
+
+
 def _write(out: Path, stem: str, title: str, table: pd.DataFrame, paths: Dict[str, str]) -> None:
     (out / f"{stem}.md").write_text(f"# {title}\n\n" + markdown_table(table))
     paths[f"{stem}_md"] = str(out / f"{stem}.md")
@@ -192,9 +213,11 @@ def _training_defense_reports(done: pd.DataFrame, out: Path, sweep: str, points:
     if len(points) and int(points[["acc", "asr"]].notna().all(axis=1).sum()) >= 2:
         front = defenses.plot_pareto(points, str(out / "pareto.png"), title=f"Pareto front: {sweep}")
         paths["pareto_png"] = str(out / "pareto.png")
+        acc, asr, split = defenses.selection_columns(points)
         cols = [c for c in ("method", "attack", "isolation_ratio", "gamma", "freeze_fraction", "clean_lr",
-                            "isolated_lr", "mi_weight", "acc", "asr") if c in front and front[c].notna().any()]
-        _write(out, "pareto", f"Non-dominated trials (acc max, asr min): {sweep}", front[cols], paths)
+                            "isolated_lr", "mi_weight", "val_acc", "val_asr", "acc", "asr")
+                if c in front and front[c].notna().any()]
+        _write(out, "pareto", f"Non-dominated on the {split} split ({acc} max, {asr} min): {sweep}", front[cols], paths)
     training = done[done["method"].isin(defenses.DEFENSE_ORDER)] if len(done) else done
     if len(training) and _varies(training, defenses.RATE_COLUMN):
         _write(out, "robustness", "ASR and CA (%) per poisoning rate, defense and attack (CBD Table 2)",

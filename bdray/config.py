@@ -75,6 +75,26 @@ def check_non_negative(field: str, value: Any) -> None:
     check_number(field, value, low=0.0)
 
 
+# --- hashing: fields added after runs and artifacts exist ---------------------------------
+
+KEYED_WHEN_SET = "keyed_when_set"
+
+
+def keyed_when_set(default: Any) -> Any:
+    """A config field left out of the config's hashes while it holds ``default`` (which must keep
+    the behaviour the config had before the field existed)."""
+    return dataclasses.field(default=default, metadata={KEYED_WHEN_SET: True})
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict``'s copy of a field value (containers copied, nested dataclasses as dicts)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+
 # --- the base class -----------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -152,9 +172,22 @@ class Config:
                 out[name] = value
         return out
 
+    def identity(self) -> Dict[str, Any]:
+        """What the config's hashes (``digest``, artifact keys) are taken of: ``to_dict()`` less the
+        fields declared with ``keyed_when_set`` while they hold their default, so that a field added
+        later whose default keeps the old behaviour leaves every earlier run's and artifact's key as
+        it was."""
+        out: Dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get(KEYED_WHEN_SET) and value == f.default:
+                continue
+            out[f.name] = value.identity() if isinstance(value, Config) else _plain(value)
+        return out
+
     def digest(self) -> str:
-        """A stable content hash of the config (sha256 of canonical JSON)."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
+        """A stable content hash of the config (sha256 of canonical JSON of ``identity()``)."""
+        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -10,6 +10,9 @@
 - ``der``: BackdoorBench's defense effectiveness rating against the backdoored model (``acc_before``,
   ``asr_before``): (max(0, ΔASR) − max(0, ΔACC) + 1) / 2 with ΔASR = asr_before − asr and
   ΔACC = acc_before − acc; 1 = the backdoor removed at no accuracy cost, 0.5 = nothing changed.
+- ``val_<metric>``: the same metric on the validation split (held out of the training data) when
+  the run has one (``BackdoorConfig.val_fraction`` > 0): what sweeps choose on, so that no choice
+  reads the test split.
 - ``collapsed``: 1 when the model's clean predictions collapsed onto one class (its share of the
   predictions, ``pred_majority_share``, is at least ``COLLAPSE_SHARE``): such a model has ``asr`` ≈ 0
   and is no defense; tables, Pareto fronts and the claims harness treat it as a failure.
@@ -94,6 +97,27 @@ def activation_difference(model: torch.nn.Module, clean: torch.Tensor, triggered
 def defense_effectiveness_rating(acc: float, asr: float, acc_before: float, asr_before: float) -> float:
     """``der`` (BackdoorBench): (max(0, asr_before − asr) − max(0, acc_before − acc) + 1) / 2."""
     return (max(0.0, asr_before - asr) - max(0.0, acc_before - acc) + 1.0) / 2.0
+
+
+def der_columns(metrics: Dict[str, float], before: Dict[str, float]) -> Dict[str, float]:
+    """``der`` of ``metrics`` against the backdoored model's ``before``, and ``val_der`` on the
+    validation split when both have ``val_acc``/``val_asr``."""
+    out = {"der": defense_effectiveness_rating(metrics["acc"], metrics["asr"], before["acc"], before["asr"])}
+    if "val_acc" in metrics and "val_acc" in before:
+        out["val_der"] = defense_effectiveness_rating(metrics["val_acc"], metrics["val_asr"], before["val_acc"],
+                                                      before["val_asr"])
+    return out
+
+
+def evaluate_splits(model: torch.nn.Module, data, trigger: Trigger, target: int, batch_size: int = 1024,
+                    activations: bool = False) -> Dict[str, float]:
+    """``evaluate_backdoor`` on ``data.test``, plus the same metrics as ``val_<name>`` on
+    ``data.val`` when the dataset has a validation split (activation differences: test only)."""
+    out = evaluate_backdoor(model, data.test, trigger, target, batch_size, activations)
+    if getattr(data, "val", None) is not None:
+        val = evaluate_backdoor(model, data.val, trigger, target, batch_size)
+        out.update({f"val_{name}": value for name, value in val.items()})
+    return out
 
 
 def evaluate_backdoor(model: torch.nn.Module, test: Split, trigger: Trigger, target: int,

@@ -44,10 +44,12 @@ def run_all(sweeps, params) -> int:
 
 
 def finish(sweep_root: str, results, params) -> int:
-    """Print the final table, rebuild the report folder and return the exit code."""
+    """Print the final table, rebuild the report folder, name the best configurations (on what the
+    search optimised) and the report page, and return the exit code."""
     import pandas as pd
 
     from analysis.report import write_report
+    from analysis.summary import summary_lines
     from analysis.tables import trials_table
 
     trials = pd.concat([r.trials for r in results], ignore_index=True) if results else pd.DataFrame()
@@ -59,5 +61,12 @@ def finish(sweep_root: str, results, params) -> int:
     print(f"\n{len(trials)} trials this run; results under {sweep_root}")
     for name, path in paths.items():
         print(f"{name}: {path}")
+    if results:
+        everything = results[-1].all_trials  # the folder's table after the last append: every sweep's rows
+        print()
+        for line in summary_lines(everything, results[0].sweep.objectives, params) or ["no finished trial to rank"]:
+            print(line)
+    if "index_html" in paths:
+        print(f"report page: {paths['index_html']}")
     failed = trials[trials["status"] != "TERMINATED"] if len(trials) else trials
     return 1 if len(failed) else 0

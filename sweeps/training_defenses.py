@@ -9,5 +9,8 @@ from bdray.sweep.cli import budget
 TRAINING_DEFENSES = ("no_defense", "abl", "pt", "cbd")
 
 def defense_config(method: str, args, backdoor, **overrides):
-    """``method``'s config against the poisoned data of ``backdoor``."""
+    """``method``'s config against the poisoned data of ``backdoor``; ABL and CBD also report
+    ``der`` against the backdoored model of ``backdoor`` (``der_reference``: one shared artifact)."""
+    if method in ("abl", "cbd"):
+        overrides.setdefault("der_reference", True)
     return method_config(method, backdoor, budget(args), smoke=args.smoke_test, **overrides)

@@ -32,7 +32,7 @@ def test_the_resolved_settings_are_described_before_any_training(tmp_path):
                                                      "--storage-path", str(tmp_path)]))[0]
     line = sweep.describe()
     for part in ("dhbe on digits/small_cnn", "badnets at poison_rate 0.1", "epochs=2", "3 configuration(s)",
-                 "optuna tpe over student_lr", "acc max, asr min", "executor tune", str(tmp_path)):
+                 "optuna tpe over student_lr", "val_acc max, val_asr min, chosen on the validation split", "executor tune", str(tmp_path)):
         assert part in line
 
 

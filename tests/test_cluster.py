@@ -152,6 +152,16 @@ def test_two_node_cluster_runs_a_submitted_sweep_on_both_nodes(tmp_path):
             time.sleep(5)
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
         assert "succeeded" in proc.stdout + proc.stderr
+        # the console (the job's logs, streamed: the driver's and every worker's lines): Tune's progress
+        # table, the settings first, a summary naming the best configuration and the page; none of
+        # Ray Train's per-report lines
+        console = proc.stdout + proc.stderr
+        assert "Reporting training result" not in console and "Checkpoint successfully created" not in console
+        assert "Trial name" in console and "TERMINATED" in console  # Tune's progress table
+        assert console.index("[bdray] sweep two_nodes") < console.index("Trial name")
+        assert "best configurations (val_acc max, val_asr min; chosen on the validation split)" in console \
+            or "best configuration (val_acc max, val_asr min; chosen on the validation split)" in console
+        assert "report page: " in console and (storage / "two_nodes" / "report" / "index.html").exists()
         trials = S.read_parquet(str(storage / "two_nodes" / "trials.parquet"))
         assert len(trials) == 2 and (trials["status"] == "TERMINATED").all()
         assert (storage / "two_nodes" / "report" / "tradeoff.png").exists()

@@ -88,7 +88,9 @@ def test_other_baselines_train_and_report(strategy):
 
 @pytest.mark.ray
 def test_dba_sweeps_smoke_rebuild_the_tables_from_parquet(ray_local, tmp_path):
-    """Both DBA sweep scripts on the session Ray (tiny trainings), then every table from the Parquet."""
+    """Both DBA sweep scripts on the session Ray (tiny trainings; single-worker trials inside their Tune
+    trials: the Ray Train path of the debias method runs in tests/test_ray_train.py), then every table
+    from the Parquet."""
     from pathlib import Path
 
     from analysis.__main__ import main as analysis_main
@@ -98,7 +100,7 @@ def test_dba_sweeps_smoke_rebuild_the_tables_from_parquet(ray_local, tmp_path):
 
     roots = []
     for module, extra in ((dba_methods, ["--multi-attribute"]), (dba_trigger, [])):
-        sweeps = module.build_sweeps(module.parse_args(["--smoke-test", "--storage-path", str(tmp_path), *extra]))
+        sweeps = module.build_sweeps(module.parse_args(["--smoke-test", "--storage-path", str(tmp_path), "--executor", "tune", *extra]))
         for sweep in sweeps:
             sweep.validate()
         for sweep in sweeps:

@@ -69,6 +69,12 @@ def test_isolation_sweeps_report_precision_recall_and_pareto_front(smoke_root):
                      (pt, ["isolation_precision", "base_isolation_precision", "freeze_fraction", "isolated_lr"])):
         assert df[cols].notna().all().all()
         assert ((df["isolation_precision"] >= 0) & (df["isolation_precision"] <= 1)).all()
+    # ABL reports DER against the model the same poisoned data gives undefended (one shared, prebuilt
+    # artifact: no trial trained it), on the test and on the validation split the search chose on
+    assert abl[["der", "val_der", "undefended_acc", "val_acc"]].notna().all().all()
+    assert (abl["artifacts_trained"] == 0).all() and (abl["selected_on"] == "validation").all()
+    assert abl["der"].tolist() == pytest.approx([
+        (max(0, r.undefended_asr - r.asr) - max(0, r.undefended_acc - r.acc) + 1) / 2 for r in abl.itertuples()])
     # both studies are multi-objective Optuna studies, kept next to the results
     assert (Path(abl_root) / "optuna.journal").exists()
     analysis_main([pt_root])

@@ -97,3 +97,29 @@ def test_sensitivity_and_trigger_size_reports(smoke_dirs):
     grids = paper.trigger_size_grid(load_trials(smoke_dirs["trigger_size"]))
     assert grids["asr"].shape == (2, 1) and grids["acc"].notna().all().all()
     assert "trigger-generator size" in (Path(smoke_dirs["trigger_size"]) / "report" / "trigger_size.md").read_text()
+
+
+def test_report_page_renders_in_a_headless_browser(smoke_dirs):
+    # the page of the attack × defense sweep: many tables, two figures, clean-model rows
+    import os
+
+    from analysis.report import write_report
+    from tests.headless import chromium, inspect_page
+
+    if chromium() is None:
+        if os.environ.get("BDRAY_REQUIRE_CHROMIUM"):
+            pytest.fail("BDRAY_REQUIRE_CHROMIUM is set but no chromium is on PATH")
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium; .ci/run installs it)")
+    paths = write_report(smoke_dirs["attack_defense"])
+    page = Path(paths["index_html"])
+    seen = inspect_page(page)
+    assert seen["loaded"] and seen["title"] == f"bdray sweep {Path(smoke_dirs['attack_defense']).name}"
+    figures = sorted(Path(p).stem for p in paths.values() if p.endswith(".png"))
+    assert len(figures) >= 2 and sorted(image["alt"] for image in seen["images"]) == figures
+    assert all(image["complete"] and image["width"] > 100 and image["height"] > 100 for image in seen["images"])
+    assert seen["failed_requests"] == [] and seen["errors"] == []
+    text = page.read_text()
+    assert "src=\"data:image/png;base64," in text and "src=\"report/" not in text  # self-contained
+    for stem in ("trials", "attack_defense", "amplified", "clean_cost"):  # every table of the folder
+        assert f"<code>{stem}.md</code>" in text
+    assert "chosen on" in text and "validation split" in text and "CPU-hours" in text

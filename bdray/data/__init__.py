@@ -5,7 +5,7 @@ from bdray.data.augment import augment, random_crop, random_hflip
 from bdray.data.batches import augmented_batches, iterate_batches
 from bdray.data.digits import load_digits
 from bdray.data.files import load_cifar10, load_cifar100, load_gtsrb, load_mnist, load_npz
-from bdray.data.splits import Dataset, Split, to_float, to_uint8
+from bdray.data.splits import Dataset, Split, to_float, to_uint8, with_validation
 from bdray.registry import Registry
 
 DATASETS: Registry = Registry("dataset")
@@ -27,13 +27,14 @@ KNOWN_SHAPES = {
 }
 
 
-def load_dataset(name: str, data_root: str | None = None, download: bool = False) -> Dataset:
-    """Load a registered dataset by name. ``npz`` takes the file path as ``data_root``."""
+def load_dataset(name: str, data_root: str | None = None, download: bool = False,
+                 val_fraction: float = 0.0) -> Dataset:
+    """Load a registered dataset by name. ``npz`` takes the file path as ``data_root``;
+    ``val_fraction`` > 0 holds that share of the training split out as ``val`` (``with_validation``)."""
     loader = DATASETS.get(name, field="dataset")
-    if name == "npz":
-        return loader(path=data_root)
-    return loader(root=data_root, download=download)
+    data = loader(path=data_root) if name == "npz" else loader(root=data_root, download=download)
+    return with_validation(data, val_fraction)
 
 
 __all__ = ["DATASETS", "KNOWN_SHAPES", "Dataset", "Split", "augment", "augmented_batches", "iterate_batches", "load_dataset",
-           "random_crop", "random_hflip", "to_float", "to_uint8"]
+           "random_crop", "random_hflip", "to_float", "to_uint8", "with_validation"]

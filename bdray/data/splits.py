@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 
@@ -43,7 +43,8 @@ def to_uint8(images_float: torch.Tensor) -> torch.Tensor:
 
 @dataclasses.dataclass
 class Dataset:
-    """Train and test splits plus what a model needs to know about them."""
+    """Train and test splits (and, when carved, a validation split held out of the training data)
+    plus what a model needs to know about them."""
 
     name: str
     train: Split
@@ -52,6 +53,7 @@ class Dataset:
     mean: Tuple[float, ...]
     std: Tuple[float, ...]
     hflip: bool = False  # whether horizontal flips are a label-preserving augmentation
+    val: Optional[Split] = None  # held out of ``train``: what sweeps choose hyperparameters on
 
     @property
     def num_classes(self) -> int:
@@ -63,7 +65,27 @@ class Dataset:
         return int(c), int(h), int(w)
 
     def to(self, device: torch.device | str) -> "Dataset":
-        return dataclasses.replace(self, train=self.train.to(device), test=self.test.to(device))
+        return dataclasses.replace(self, train=self.train.to(device), test=self.test.to(device),
+                                   val=None if self.val is None else self.val.to(device))
+
+
+# The validation split is drawn with its own fixed seed, not the run's: every method and every seed
+# replica of a sweep (same dataset, same fraction) holds out the same images.
+VAL_SPLIT_SEED = 0
+
+
+def with_validation(data: Dataset, fraction: float) -> Dataset:
+    """``data`` with a stratified ``fraction`` of its training split moved into ``val`` (no image
+    is in both); ``fraction == 0`` returns ``data`` unchanged.  Normalisation constants stay those
+    of the whole training split, so a model's input scaling does not depend on the fraction."""
+    if fraction <= 0:
+        return data
+    train_idx, val_idx = stratified_split(data.train.labels.cpu(), fraction, VAL_SPLIT_SEED)
+    if len(val_idx) == 0 or len(train_idx) == 0:
+        raise ValueError(f"val_fraction={fraction} leaves an empty split of {len(data.train)} training images")
+    device = data.train.images.device
+    return dataclasses.replace(data, train=data.train.subset(train_idx.to(device)),
+                               val=data.train.subset(val_idx.to(device)))
 
 
 def channel_stats(images_uint8: torch.Tensor) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:

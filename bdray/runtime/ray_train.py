@@ -65,10 +65,13 @@ class RayTrainContext(RunContext):
         return state
 
 
-def _quiet_report_lines() -> None:
+def quiet_report_lines() -> None:
     """Ray Train V2 logs each report ("Reporting training result ...", the whole metrics dict) on a
     logger named by its module's file path, outside ``ray.train`` and so outside ``LoggingConfig``:
-    hold it at ``TRAIN_LOG_LEVEL`` too (a no-op where Ray's layout differs)."""
+    hold it at ``TRAIN_LOG_LEVEL`` too (a no-op where Ray's layout differs).  So is the storage
+    logger that says "Checkpoint successfully created" on every ``ray.tune.report`` of a trial run
+    inside its Tune trial (``executor="tune"``)."""
+    logging.getLogger("ray.train._internal.storage").setLevel(TRAIN_LOG_LEVEL)
     try:
         from ray.train.v2._internal.execution import context as train_context
     except ImportError:
@@ -80,7 +83,7 @@ def train_worker(loop_config: Dict[str, Any]) -> None:
     """The per-worker entry point: run the method's loop on the validated config."""
     from bdray.methods import get_method
 
-    _quiet_report_lines()
+    quiet_report_lines()
     spec = get_method(loop_config["method"])
     cfg = loop_config["config"]
     ctx = RayTrainContext(loop_config["artifact_root"], loop_config.get("verbose", True),

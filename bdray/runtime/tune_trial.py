@@ -13,6 +13,9 @@ class TuneTrialContext(RunContext):
         self.device = default_device()
         self.artifact_root = artifact_root
         self.verbose = verbose
+        from bdray.runtime.ray_train import quiet_report_lines
+
+        quiet_report_lines()
         if self.device.type == "cpu":
             torch.set_num_threads(max(1, int(cpus)))
 

@@ -21,6 +21,9 @@ def add_common_args(parser: argparse.ArgumentParser, default_samples: int = 6) -
     add("--poison-rate", type=float, default=0.1)
     add("--target-class", type=int, default=0)
     add("--trigger-size", type=int, default=None)
+    add("--val-fraction", type=float, default=0.1,
+        help="share of the training data held out as the validation split (never trained on): every method "
+             "reports val_* metrics there and the search chooses on them; 0 = none (choose on the test split)")
     add("--budget", choices=("auto", "cpu", "paper"), default="auto",
         help="cpu: the methods' CPU-sized defaults; paper: the papers' settings; auto: cpu for digits and npz "
              "files, paper for the torchvision datasets (bdray/presets.py, printed before training)")
@@ -47,10 +50,13 @@ def add_run_args(parser: argparse.ArgumentParser, default_samples: int = 6) -> a
         help="run every configuration with this many seeds (seeds shifted by 0..N-1, attack included); tables "
              "and plots show mean ± 95%% CI, Optuna is told the mean")
     add("--objective", nargs="+", default=None, metavar="METRIC:MODE",
-        help="what Optuna optimises, e.g. der:max or acc:max asr:min (default: the script's, acc:max asr:min)")
+        help="what Optuna optimises, e.g. val_der:max or val_acc:max val_asr:min (default: the script's; "
+             "val_acc:max val_asr:min, or acc:max asr:min with --val-fraction 0)")
     add("--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler: tpe, or nsga2 (NSGA-II)")
     add("--scheduler", choices=SCHEDULERS, default="none",
         help="early stopping on a single --objective: asha (Tune's ASHA, Optuna as the searcher), hyperband")
+    add("--mlflow-uri", default=None, metavar="URI",
+        help="also log every trial to MLflow, e.g. file:./mlruns (needs pip install 'bdray[tracking]')")
     add("--executor", choices=("train", "tune"), default="train",
         help="train: each trial is a Ray Train run; tune: run single-worker trials inside the Tune trial "
              "(much less start-up per trial; no DDP)")
@@ -82,7 +88,7 @@ def backdoor_config(args, **overrides: Any) -> BackdoorConfig:
     params = {"trigger_size": args.trigger_size} if args.trigger_size else {}
     values = {**preset, "dataset": args.dataset, "data_root": args.data_root, "download": args.download,
               "attack": args.attack, "attack_params": params, "poison_rate": args.poison_rate,
-              "target_class": args.target_class}
+              "target_class": args.target_class, "val_fraction": getattr(args, "val_fraction", 0.0)}
     if args.smoke_test:
         values.update(epochs=4, batch_size=64)
     values.update(overrides)
@@ -129,7 +135,7 @@ def resources(args) -> Dict[str, Any]:
            "workers_per_trial": args.workers_per_trial, "cpus_per_worker": args.cpus_per_trial,
            "gpus_per_worker": args.gpus_per_trial, "executor": args.executor, "trial_retries": args.trial_retries,
            "seeds": getattr(args, "seeds", 1), "sampler": getattr(args, "sampler", "tpe"),
-           "scheduler": getattr(args, "scheduler", "none")}
+           "scheduler": getattr(args, "scheduler", "none"), "mlflow_uri": getattr(args, "mlflow_uri", None)}
     if getattr(args, "objective", None):
         out["objectives"] = objectives(args.objective)
     return out

@@ -15,7 +15,8 @@ def artifact_configs(sweep: Sweep) -> List[Any]:
     import itertools
 
     base = getattr(sweep.base_config, "backdoor", None)
-    if base is None or not get_method(sweep.method).uses_backdoored_model:
+    uses = get_method(sweep.method).uses_backdoored_model or getattr(sweep.base_config, "der_reference", False)
+    if base is None or not uses:
         return []
     keys = [k for k in sweep.search_space if k.startswith("backdoor.") or k == VARIANT]
     values = []

@@ -92,7 +92,7 @@ def run_sweep(sweep: Sweep) -> SweepResult:
             tune_config=tune_config,
             run_config=tune.RunConfig(name=tune_run, storage_path=tune_root,
                                       failure_config=tune.FailureConfig(max_failures=sweep.trial_retries),
-                                      verbose=1 if sweep.verbose else 0),
+                                      verbose=1 if sweep.verbose else 0, callbacks=tracking_callbacks(sweep)),
         )
         mark_run(sweep, tune_run, "running")
     grid = tuner.fit()
@@ -134,6 +134,23 @@ def _interrupted(grid, expected: int) -> bool:
     fewer trials than the run has (Tune returns early only when interrupted)."""
     ended = grid.num_terminated + grid.num_errors
     return ended < len(grid) or len(grid) < expected
+
+
+def tracking_callbacks(sweep: Sweep) -> list:
+    """Tune callbacks that log the trials elsewhere: MLflow when ``sweep.mlflow_uri`` is set.
+    (TensorBoard needs none: Tune writes event files into every trial folder whenever
+    tensorboardX is installed, which bdray depends on.)"""
+    if sweep.mlflow_uri is None:
+        return []
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    if sweep.mlflow_uri.startswith("file:"):
+        # MLflow 3 refuses its file store ("maintenance mode") unless told; a local file store is
+        # what --mlflow-uri file:... asks for (its readers need the same variable: README)
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+
+    return [MLflowLoggerCallback(tracking_uri=sweep.mlflow_uri, experiment_name=sweep.name,
+                                 tags={"bdray.method": sweep.method, "bdray.sweep": sweep.name})]
 
 
 def scheduler(sweep: Sweep):

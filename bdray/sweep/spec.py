@@ -25,13 +25,16 @@ class Sweep:
     ``search_space`` maps config field names (dotted for nested configs, e.g.
     ``"backdoor.poison_rate"``) to Ray Tune domains (``tune.loguniform(...)``).
     ``objectives`` are (metric, "max"|"min") pairs; more than one makes a multi-objective study.
+    By default (``None``) they are ``val_acc`` max / ``val_asr`` min when the base config holds a
+    validation split out of its training data (``backdoor.val_fraction`` > 0: the sweep scripts'
+    ``--val-fraction``, 0.1 by default), else the test split's ``acc`` / ``asr`` (said in ``describe()``).
     """
 
     name: str
     method: str
     base_config: Config
     search_space: Dict[str, Any]
-    objectives: Sequence[Tuple[str, str]] = (("acc", "max"), ("asr", "min"))
+    objectives: Optional[Sequence[Tuple[str, str]]] = None
     search: str = "optuna"         # "optuna" (seeded sampler) or "grid" (every tune.grid_search combination)
     sampler: str = "tpe"           # Optuna's sampler: "tpe" or "nsga2" (NSGA-II, for multi-objective studies)
     # Early stopping by a Tune scheduler on the (single, scalar) objective: "asha", "hyperband" or "none"
@@ -56,7 +59,21 @@ class Sweep:
     # grid of many tiny trials (smoke tests, digits-sized sweeps) is several times faster.
     executor: str = "train"
     verbose: bool = True
+    # MLflow tracking URI (``file:/path/mlruns`` for a local file store; needs the ``tracking`` extra):
+    # every trial becomes an MLflow run of the experiment named after the sweep
+    mlflow_uri: Optional[str] = None
     fault_at_epoch: Optional[int] = None  # test hook: every trial crashes once, before reporting this epoch
+
+    def __post_init__(self) -> None:
+        if self.objectives is None:
+            prefix = "val_" if val_fraction(self.base_config) > 0 else ""
+            self.objectives = ((f"{prefix}acc", "max"), (f"{prefix}asr", "min"))
+        self.objectives = tuple(tuple(pair) for pair in self.objectives)
+
+    @property
+    def selected_on(self) -> str:
+        """Which split the search chose on: "validation" when every objective is a ``val_`` metric."""
+        return "validation" if all(m.startswith("val_") for m, _ in self.objectives) else "test"
 
     def validate(self) -> None:
         spec = get_method(self.method)
@@ -91,6 +108,12 @@ class Sweep:
         check_number("driver_cpus", self.driver_cpus, low=0.0)
         check_number("driver_memory_mb", self.driver_memory_mb, low=1, integer=True)
         check_number("trial_retries", self.trial_retries, low=0, integer=True)
+        if self.mlflow_uri is not None:
+            try:
+                import mlflow  # noqa: F401
+            except ImportError:
+                raise ConfigError("mlflow_uri", self.mlflow_uri, "a tracking URI with MLflow installed "
+                                  "(pip install 'bdray[tracking]')") from None
         if self.executor not in ("train", "tune"):
             raise ConfigError("executor", self.executor, "'train' (Ray Train per trial) or 'tune' (in the Tune trial)")
         if self.executor == "tune" and self.workers_per_trial != 1:
@@ -98,6 +121,9 @@ class Sweep:
         for metric, mode in self.objectives:
             if mode not in ("max", "min"):
                 raise ConfigError(f"objectives[{metric}]", mode, "'max' or 'min'")
+            if metric.startswith("val_") and val_fraction(self.base_config) <= 0:
+                raise ConfigError(f"objectives[{metric}]", metric, "a test-split metric, or a validation split to "
+                                  "report it on: backdoor.val_fraction > 0 (--val-fraction)")
         for key, domain in self.search_space.items():
             for value in _domain_values(key, domain):  # unknown fields and out-of-range bounds fail here
                 trial_config(self.base_config, {key: value})
@@ -117,7 +143,9 @@ class Sweep:
         epochs = ", ".join(f"{name}={value}" for name, value in epoch_fields(cfg).items())
         space = ", ".join(self.search_space) or "none"
         search = self.search if self.search == "grid" else f"optuna {self.sampler}"
-        objectives = ", ".join(f"{m} {d}" for m, d in self.objectives)
+        objectives = ", ".join(f"{m} {d}" for m, d in self.objectives) + f", chosen on the {self.selected_on} split"
+        if self.selected_on == "test" and {m for m, _ in self.objectives} & {"acc", "asr", "der"}:
+            objectives += " (no validation split: --val-fraction)"
         seeds = f" x {self.seeds} seeds" if self.seeds > 1 else ""
         stopping = f", early stopping {self.scheduler}" if self.scheduler != "none" else ""
         return (f"[bdray] sweep {self.name}: {self.method} on {data}; {epochs or 'no epochs field'}; "
@@ -154,6 +182,18 @@ def epoch_fields(cfg: Config) -> Dict[str, int]:
     artifact): what ``describe`` prints and what bounds a scheduler's rungs."""
     return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
             if f.name.endswith("epochs") and type(getattr(cfg, f.name)) is int}
+
+
+def objectives_text(objectives: Sequence[Tuple[str, str]]) -> str:
+    """``(("val_acc", "max"), ("val_asr", "min"))`` -> ``"val_acc:max val_asr:min"`` (the
+    ``objectives`` column; ``--objective`` takes the same words)."""
+    return " ".join(f"{metric}:{mode}" for metric, mode in objectives)
+
+
+def val_fraction(cfg: Config) -> float:
+    """The validation share of ``cfg``'s training data (its own ``val_fraction`` or its backdoor's; 0 if none)."""
+    holder = getattr(cfg, "backdoor", cfg)
+    return float(getattr(holder, "val_fraction", 0.0) or 0.0)
 
 
 def _domain_values(key: str, domain: Any) -> list:

@@ -11,7 +11,7 @@ from bdray.methods import get_method
 from bdray.sweep import results as R
 from bdray.sweep import storage as S
 from bdray.sweep.seeds import SEED_INDEX, config_id, trial_config
-from bdray.sweep.spec import Sweep
+from bdray.sweep.spec import Sweep, objectives_text
 
 
 def result_tables(sweep: Sweep, tune_run: str, grid) -> Tuple[pd.DataFrame, pd.DataFrame]:
@@ -24,7 +24,8 @@ def result_tables(sweep: Sweep, tune_run: str, grid) -> Tuple[pd.DataFrame, pd.D
         metrics = dict(result.metrics or {})
         trial_id = metrics.get("trial_id") or Path(result.path).name.split("_")[-2]
         error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"
-        replica = {SEED_INDEX: int(params.get(SEED_INDEX, 0)), "config_id": config_id(sweep.base_config, params)}
+        replica = {SEED_INDEX: int(params.get(SEED_INDEX, 0)), "config_id": config_id(sweep.base_config, params),
+                   "selected_on": sweep.selected_on, "objectives": objectives_text(sweep.objectives)}
         # a Tune scheduler (ASHA, HyperBand) ended the trial before its last epoch
         planned, reached = metrics.get("epochs_planned"), metrics.get("epoch")
         replica["stopped_by_scheduler"] = bool(sweep.scheduler != "none" and error is None and planned is not None

@@ -20,6 +20,8 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from bdray.train.progress import EpochBar
+
 CHECKPOINT_FILE = "state.pt"
 
 
@@ -144,7 +146,9 @@ class LocalContext(RunContext):
     """Runs a loop in this process; keeps every report and the last checkpoint in a folder."""
 
     def __init__(self, device: torch.device | str | None = None, checkpoint_dir: str | Path | None = None,
-                 artifact_root: str | Path | None = None, verbose: bool = True):
+                 artifact_root: str | Path | None = None, verbose: bool = True, progress: Optional[str] = None):
+        """``progress``: a label; with ``verbose`` the reports then advance a progress bar of the
+        epochs (``bdray.train.progress``) instead of printing one line each."""
         self.device = torch.device(device) if device is not None else default_device()
         self._own_dir = checkpoint_dir is None
         self.checkpoint_dir = Path(checkpoint_dir or tempfile.mkdtemp(prefix="bdray-ckpt-"))
@@ -153,6 +157,7 @@ class LocalContext(RunContext):
                            if self._own_dir else None)
         self.artifact_root = str(artifact_root or default_artifact_root())
         self.verbose = verbose
+        self._bar = EpochBar(progress) if progress and verbose else None
         self.history: List[Dict[str, Any]] = []
         self._t0 = time.time()
 
@@ -163,7 +168,9 @@ class LocalContext(RunContext):
         self.history.append(row)
         if state is not None:
             save_state_atomic(state, self.checkpoint_dir / CHECKPOINT_FILE)
-        if self.verbose:
+        if self._bar is not None:
+            self._bar.update(row)
+        elif self.verbose:
             shown = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                               for k, v in row.items() if k not in ("time_total_s", "reported_at"))
             print(f"[bdray] {shown}", file=sys.stdout, flush=True)
@@ -173,6 +180,8 @@ class LocalContext(RunContext):
         return load_state(path, self.device) if path.exists() else None
 
     def cleanup(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
         if self._finalizer is not None:
             self._finalizer()
 

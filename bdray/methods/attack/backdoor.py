@@ -13,10 +13,11 @@ import torch
 
 from bdray.attacks import attack_params
 from bdray.attacks.specs import Trigger
-from bdray.config import check_choice, check_non_negative, check_number, check_positive, check_positive_int, check_rate
+from bdray.config import (check_choice, check_non_negative, check_number, check_positive, check_positive_int, check_rate,
+                          keyed_when_set)
 from bdray.data import Dataset, Split, to_float
 from bdray.methods.common import validate_threat
-from bdray.metrics import evaluate_backdoor
+from bdray.metrics import evaluate_splits
 from bdray.train import AugmentedTrainSettings, Engine, Phase, Update, cross_entropy
 from bdray.train.batches import shuffled
 from bdray.train.context import RunContext, unwrap
@@ -41,6 +42,9 @@ class BackdoorConfig(AugmentedTrainSettings):
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    # share of the training split held out (never trained on, by the attack or any defense) as the
+    # validation split that every method also reports ``val_*`` metrics on; sweeps choose on those
+    val_fraction: float = keyed_when_set(0.0)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -65,6 +69,7 @@ class BackdoorConfig(AugmentedTrainSettings):
         check_positive("lr", self.lr)
         check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
         check_non_negative("weight_decay", self.weight_decay)
+        check_number("val_fraction", self.val_fraction, low=0.0, high=0.5, high_open=True)
         super().validate()
 
     def columns(self, prefix: str = "") -> Dict[str, Any]:
@@ -106,7 +111,7 @@ def train_on_poisoned(cfg: BackdoorConfig, ctx: RunContext, data: Dataset, split
                     cross_entropy(engine.caller(model)), lr=lambda progress: cfg.lr * cosine_lr_factor(progress),
                     steps=max(1, -(-per_rank // cfg.batch_size)))
     phase = Phase("train", cfg.epochs, [update],
-                  lambda info: evaluate_backdoor(unwrap(model), data.test, trigger, cfg.target_class),
+                  lambda info: evaluate_splits(unwrap(model), data, trigger, cfg.target_class),
                   training=[model])
     metrics = engine.run([phase])
     return {**metrics, "model": unwrap(model)}

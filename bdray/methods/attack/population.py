@@ -25,7 +25,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from bdray.config import Config, ConfigError, check_non_negative, check_number, check_positive
 from bdray.methods.attack.backdoor import BackdoorConfig
 from bdray.methods.attack.threat import poisoned_training
-from bdray.metrics import evaluate_backdoor
+from bdray.metrics import evaluate_splits
 from bdray.train import DeviceSettings, Engine, Phase, Update
 from bdray.train.batches import shuffled
 from bdray.train.context import RunContext
@@ -181,7 +181,7 @@ def train_backdoor_population(cfg: PopulationConfig, ctx: RunContext) -> Dict[st
     def evaluate(info) -> Dict[str, Any]:
         metrics: Dict[str, Any] = {"population_size": size}
         for k in range(size):
-            scores = evaluate_backdoor(population.member(k), data.test, trigger, base_cfg.target_class)
+            scores = evaluate_splits(population.member(k), data, trigger, base_cfg.target_class)
             metrics.update({f"member{k}_{key}": value for key, value in scores.items()})
         return metrics
 

@@ -42,7 +42,7 @@ def attack_trigger(cfg: BackdoorConfig, image_shape, ctx: Optional[RunContext] =
 # -- the poisoned training set -------------------------------------------------------------------
 @dataclasses.dataclass
 class PoisonedData:
-    data: Dataset                 # clean splits; the test split is what every metric uses
+    data: Dataset                 # clean splits; metrics on the test split (and val_* on the validation split)
     train: Split                  # the poisoned training split
     poison_indices: torch.Tensor  # which training samples carry the trigger (CPU; for judging only)
     trigger: Trigger              # the attack's test-time trigger (for evaluation only)
@@ -59,7 +59,7 @@ def poisoned_set(cfg: BackdoorConfig, ctx: RunContext, trigger_state: Optional[D
     """The poisoned training split of ``cfg`` on the context's device -- the same samples, indices
     and trigger for the attack's training and for every training-time defense; ``trigger_state``
     (from the attack artifact) rebuilds an optimised trigger exactly."""
-    data = load_dataset(cfg.dataset, cfg.data_root, cfg.download).to(ctx.device)
+    data = load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.val_fraction).to(ctx.device)
     trigger = attack_trigger(cfg, data.image_shape, ctx=ctx, data=data, state=trigger_state or None)
     poisoned = poison_split(data.train, trigger, rate=cfg.poison_rate, target_class=cfg.target_class,
                             label_mode=resolved_label_mode(cfg, trigger), seed=cfg.seed)
@@ -89,17 +89,19 @@ def backdoor_artifact(cfg: BackdoorConfig, root, device, verbose: bool = True):
 
     def build(workdir) -> Tuple[Dict[str, Any], Dict[str, Any]]:
         if verbose:
-            print(f"[bdray] training attack artifact {artifact_key(ARTIFACT_KIND, ARTIFACT_FORMAT, cfg.to_dict())} "
+            print(f"[bdray] training attack artifact {artifact_key(ARTIFACT_KIND, ARTIFACT_FORMAT, cfg.identity())} "
                   f"({cfg.attack} on {cfg.dataset}/{cfg.model}, poison_rate={cfg.poison_rate})", flush=True)
         t0 = time.time()
-        ctx = LocalContext(device=device, checkpoint_dir=workdir, artifact_root=store.uri or store.local, verbose=verbose)
+        label = f"attack {cfg.attack} {cfg.attack_params.get('trigger_size', '')}".rstrip()
+        ctx = LocalContext(device=device, checkpoint_dir=workdir, artifact_root=store.uri or store.local, verbose=verbose,
+                           progress=label)
         result = train_backdoor(cfg, ctx)
         state = {"model": result["model"].state_dict(), "poison_indices": result["poison_indices"].cpu(),
                  "trigger_state": {k: v.cpu() for k, v in result["trigger_state"].items()}}
         metrics = {k: v for k, v in result.items() if isinstance(v, (int, float))}
         return state, {"metrics": metrics, "train_time_s": time.time() - t0, "history": ctx.history}
 
-    return store.get_or_build(ARTIFACT_KIND, ARTIFACT_FORMAT, cfg.to_dict(), build, device)
+    return store.get_or_build(ARTIFACT_KIND, ARTIFACT_FORMAT, cfg.identity(), build, device)
 
 
 def backdoored_model(cfg: BackdoorConfig, ctx: RunContext, with_trigger_state: bool = False):
@@ -139,6 +141,6 @@ class Threat:
 
 def load_threat(cfg: BackdoorConfig, ctx: RunContext) -> Threat:
     model, metrics, trigger_state = backdoored_model(cfg, ctx, with_trigger_state=True)
-    data = load_dataset(cfg.dataset, cfg.data_root, cfg.download).to(ctx.device)
+    data = load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.val_fraction).to(ctx.device)
     trigger = attack_trigger(cfg, data.image_shape, state=trigger_state)
     return Threat(model, metrics, data, trigger, cfg.target_class)

@@ -13,7 +13,7 @@ from bdray.config import ConfigError, check_non_negative, check_number, check_po
 from bdray.data import Split
 from bdray.methods.attack.backdoor import BackdoorConfig
 from bdray.methods.attack.threat import Threat
-from bdray.metrics import defense_effectiveness_rating, evaluate_backdoor
+from bdray.metrics import der_columns, evaluate_splits
 from bdray.train import AugmentedTrainSettings, Batch, Engine, EpochInfo, Phase, Update
 from bdray.train.batches import repeated
 from bdray.train.context import RunContext, unwrap
@@ -84,13 +84,10 @@ def train_on_clean(cfg: ErasingConfig, ctx: RunContext, threat: Threat, model: t
         return ce + extra, parts
 
     def evaluate(info: EpochInfo) -> Dict[str, Any]:
-        metrics = evaluate_backdoor(unwrap(model), threat.data.test, threat.trigger, threat.target_class,
-                                    activations=True)
+        metrics = evaluate_splits(unwrap(model), threat.data, threat.trigger, threat.target_class, activations=True)
         metrics.update(extra_metrics or {})
         metrics.update(clean_samples=len(subset), teacher_acc=threat.metrics["acc"],
-                       teacher_asr=threat.metrics["asr"],
-                       der=defense_effectiveness_rating(metrics["acc"], metrics["asr"], threat.metrics["acc"],
-                                                        threat.metrics["asr"]))
+                       teacher_asr=threat.metrics["asr"], **der_columns(metrics, threat.metrics))
         return metrics
 
     batches = repeated(subset, cfg.samples_per_epoch, cfg.batch_size, crop_padding=cfg.crop_padding,

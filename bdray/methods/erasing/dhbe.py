@@ -22,7 +22,7 @@ from bdray.methods.attack.threat import load_threat
 from bdray.methods.common import seed_everything
 from bdray.methods.erasing.generators import (BNStatisticsPrior, SampleGenerator, TriggerGenerator, paste_trigger, paste_trigger_per_sample,
                                               total_variation)
-from bdray.metrics import defense_effectiveness_rating, evaluate_backdoor
+from bdray.metrics import der_columns, evaluate_splits
 from bdray.train import Engine, TrainSettings, Phase, Update
 from bdray.train.context import RunContext, unwrap
 from bdray.train.schedules import step_lr_factor
@@ -223,9 +223,9 @@ def train_dhbe(cfg: DHBEConfig, ctx: RunContext) -> Dict[str, Any]:
     engine.warm_up(student, lambda m, x: m(x, normalized=True), [torch.zeros(cfg.batch_size, c, h, w, device=ctx.device)])
 
     def evaluate(info) -> Dict[str, Any]:
-        metrics = evaluate_backdoor(unwrap(student), data.test, trigger, cfg.backdoor.target_class, activations=True)
-        der = defense_effectiveness_rating(metrics["acc"], metrics["asr"], teacher_metrics["acc"], teacher_metrics["asr"])
-        return {**metrics, "teacher_acc": teacher_metrics["acc"], "teacher_asr": teacher_metrics["asr"], "der": der}
+        metrics = evaluate_splits(unwrap(student), data, trigger, cfg.backdoor.target_class, activations=True)
+        return {**metrics, "teacher_acc": teacher_metrics["acc"], "teacher_asr": teacher_metrics["asr"],
+                **der_columns(metrics, teacher_metrics)}
 
     metrics = engine.run([Phase("distill", cfg.epochs, updates, evaluate, training=[student])])
     return {**metrics, "model": unwrap(student)}

@@ -10,7 +10,7 @@ from typing import Any, Dict
 from bdray.config import Config, ConfigError, check_number
 from bdray.methods.attack.backdoor import BackdoorConfig
 from bdray.methods.attack.threat import load_threat
-from bdray.metrics import defense_effectiveness_rating, evaluate_backdoor
+from bdray.metrics import der_columns, evaluate_splits
 from bdray.train.context import RunContext
 
 
@@ -29,8 +29,8 @@ def train_no_defense(cfg: NoDefenseConfig, ctx: RunContext) -> Dict[str, Any]:
     t0 = time.time()
     threat = load_threat(cfg.backdoor, ctx)
     model = threat.model
-    metrics = evaluate_backdoor(model, threat.data.test, threat.trigger, threat.target_class)
-    metrics["der"] = defense_effectiveness_rating(metrics["acc"], metrics["asr"], metrics["acc"], metrics["asr"])  # 0.5
+    metrics = evaluate_splits(model, threat.data, threat.trigger, threat.target_class)
+    metrics.update(der_columns(metrics, metrics))  # 0.5: nothing changed
     metrics.update(epoch=cfg.backdoor.epochs, epoch_time_s=time.time() - t0, resumed_from_epoch=0)
     ctx.report(metrics)
     return {**metrics, "model": model}

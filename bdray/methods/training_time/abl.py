@@ -23,10 +23,10 @@ import torch.nn.functional as F
 from bdray.config import check_non_negative, check_number, check_positive, check_positive_int
 from bdray.methods.attack.threat import poisoned_set
 from bdray.methods.common import seed_everything
-from bdray.methods.training_time.poisoned import (PoisonedTrainingConfig, accuracy_on, check_ratio, complement,
-                                                  isolate_lowest_loss, isolation_quality, per_sample_loss,
-                                                  poisoned_batches, sgd)
-from bdray.metrics import evaluate_backdoor
+from bdray.methods.training_time.poisoned import (PoisonedTrainingConfig, accuracy_on, against_undefended,
+                                                  check_ratio, complement, isolate_lowest_loss, isolation_quality,
+                                                  per_sample_loss, poisoned_batches, sgd, undefended_reference)
+from bdray.metrics import evaluate_splits
 from bdray.models import create_model
 from bdray.train import Engine, EpochInfo, Phase, Update, cross_entropy
 from bdray.train.context import RunContext, unwrap
@@ -85,6 +85,7 @@ class ABLConfig(PoisonedTrainingConfig):
 
 
 def train_abl(cfg: ABLConfig, ctx: RunContext) -> Dict[str, Any]:
+    reference = undefended_reference(cfg, ctx)
     seed_everything(cfg.seed)
     pd_ = poisoned_set(cfg.backdoor, ctx)
     data, train = pd_.data, pd_.train
@@ -106,13 +107,14 @@ def train_abl(cfg: ABLConfig, ctx: RunContext) -> Dict[str, Any]:
                 f"recall {quality['isolation_recall']:.3f}")
 
     def evaluate(info: EpochInfo, stage: str) -> Dict[str, Any]:
-        metrics = evaluate_backdoor(unwrap(model), data.test, pd_.trigger, pd_.target_class)
+        metrics = evaluate_splits(unwrap(model), data, pd_.trigger, pd_.target_class)
         if stage != "isolation":
             metrics.update(isolation_quality(state["isolated"], pd_.poison_indices))
         if stage == "unlearning":
             metrics["isolated_fit"] = accuracy_on(unwrap(model), train, state["isolated"])
             metrics["unlearn_epochs_run"] = info.phase_epoch + 1
         metrics["poisoned_samples"] = len(pd_.poison_indices)
+        metrics.update(against_undefended(metrics, reference))
         return metrics
 
     def unlearned(metrics: Dict[str, Any]) -> bool:

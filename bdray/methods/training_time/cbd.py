@@ -28,8 +28,9 @@ from torch import nn
 from bdray.config import check_choice, check_non_negative, check_number, check_positive, check_positive_int
 from bdray.methods.attack.threat import poisoned_set
 from bdray.methods.common import seed_everything
-from bdray.methods.training_time.poisoned import PoisonedTrainingConfig, poisoned_batches, sgd
-from bdray.metrics import evaluate_backdoor
+from bdray.methods.training_time.poisoned import (PoisonedTrainingConfig, against_undefended, poisoned_batches, sgd,
+                                                  undefended_reference)
+from bdray.metrics import evaluate_backdoor, evaluate_splits
 from bdray.models import create_model
 from bdray.train import Engine, Phase, Update, cross_entropy
 from bdray.train.context import RunContext, unwrap
@@ -175,6 +176,7 @@ def _weighted_loss(cfg: CBDConfig, f_b, forward_c, disc, opt_disc, poisoned_mask
 
 
 def train_cbd(cfg: CBDConfig, ctx: RunContext) -> Dict[str, Any]:
+    reference = undefended_reference(cfg, ctx)
     seed_everything(cfg.seed)
     pd_ = poisoned_set(cfg.backdoor, ctx)
     data, train = pd_.data, pd_.train
@@ -202,8 +204,9 @@ def train_cbd(cfg: CBDConfig, ctx: RunContext) -> Dict[str, Any]:
         fb_metrics.update(fb_acc=m["acc"], fb_asr=m["asr"])  # what f_B alone gives (it should carry the backdoor)
 
     def evaluate(model, extra: Dict[str, Any]) -> Dict[str, Any]:
-        metrics = evaluate_backdoor(unwrap(model), data.test, pd_.trigger, pd_.target_class)
-        return {**metrics, **extra, "poisoned_samples": len(pd_.poison_indices)}
+        metrics = evaluate_splits(unwrap(model), data, pd_.trigger, pd_.target_class)
+        return {**metrics, **extra, "poisoned_samples": len(pd_.poison_indices),
+                **against_undefended(metrics, reference)}
 
     batches = poisoned_batches(pd_, lambda: everything, cfg.batch_size, cfg, ctx)
     phases = [

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 import torch
 import torch.nn.functional as F
 
-from bdray.config import ConfigError, check_non_negative, check_number
+from bdray.config import ConfigError, check_non_negative, check_number, keyed_when_set
 from bdray.data import Split, to_float
 from bdray.methods.attack.backdoor import BackdoorConfig
 from bdray.methods.attack.threat import PoisonedData
+from bdray.metrics import der_columns
 from bdray.train import AugmentedTrainSettings
 from bdray.train.batches import shuffled
 from bdray.train.context import RunContext
@@ -31,6 +32,11 @@ class PoisonedTrainingConfig(AugmentedTrainSettings):
     backdoor: BackdoorConfig = dataclasses.field(default_factory=BackdoorConfig)
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    # ABL, CBD: also load (or train once: an artifact) the backdoored model of ``backdoor`` -- the same
+    # poisoned data trained without a defense -- and report ``der`` / ``val_der`` and
+    # ``undefended_acc`` / ``undefended_asr`` against it.  It changes no training (PT always does this:
+    # its M_s is that model).  The sweep scripts switch it on.
+    der_reference: bool = keyed_when_set(False)
 
     def validate(self) -> None:
         super().validate()
@@ -38,6 +44,25 @@ class PoisonedTrainingConfig(AugmentedTrainSettings):
             raise ConfigError("backdoor", self.backdoor, "a BackdoorConfig (the poisoned training data)")
         check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
         check_non_negative("weight_decay", self.weight_decay)
+
+
+def undefended_reference(cfg: PoisonedTrainingConfig, ctx: RunContext) -> Optional[Dict[str, Any]]:
+    """The backdoored model's metrics when ``cfg.der_reference`` (else None).  Call it before
+    seeding the run: a model trained here then leaves the run's random streams as they were."""
+    if not cfg.der_reference:
+        return None
+    from bdray.methods.attack.threat import backdoored_model
+
+    _, metrics = backdoored_model(cfg.backdoor, ctx)
+    return metrics
+
+
+def against_undefended(metrics: Dict[str, Any], reference: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """``der`` / ``val_der`` and ``undefended_*`` of ``metrics`` against ``reference`` ({} without one)."""
+    if reference is None:
+        return {}
+    return {"undefended_acc": reference["acc"], "undefended_asr": reference["asr"],
+            **der_columns(metrics, reference)}
 
 
 def per_sample_loss(model: torch.nn.Module, split: Split, batch_size: int = 1024) -> torch.Tensor:

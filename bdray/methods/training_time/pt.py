@@ -26,7 +26,7 @@ from bdray.methods.common import seed_everything
 from bdray.methods.training_time.poisoned import (PoisonedTrainingConfig, check_ratio, complement,
                                                   isolate_lowest_loss, isolation_quality, per_sample_loss,
                                                   poisoned_batches, sgd)
-from bdray.metrics import defense_effectiveness_rating, evaluate_backdoor
+from bdray.metrics import der_columns, evaluate_splits
 from bdray.models import create_model
 from bdray.train import Engine, Phase, Update, cross_entropy
 from bdray.train.batches import cycled
@@ -111,12 +111,11 @@ def train_pt(cfg: PTConfig, ctx: RunContext) -> Dict[str, Any]:
                 f"{quality['isolation_precision']:.3f} (with M_s: {base_quality['base_isolation_precision']:.3f})")
 
     def evaluate(trained, final: bool) -> Dict[str, Any]:
-        metrics = evaluate_backdoor(unwrap(trained), data.test, pd_.trigger, pd_.target_class)
+        metrics = evaluate_splits(unwrap(trained), data, pd_.trigger, pd_.target_class)
         if final:
             metrics.update(isolation_quality(state["isolated"], pd_.poison_indices))
-        der = defense_effectiveness_rating(metrics["acc"], metrics["asr"], base_metrics["acc"], base_metrics["asr"])
-        return {**metrics, **base_quality, **undefended, "der": der, "frozen_layers": frozen,
-                "poisoned_samples": len(pd_.poison_indices)}
+        return {**metrics, **base_quality, **undefended, **der_columns(metrics, base_metrics),
+                "frozen_layers": frozen, "poisoned_samples": len(pd_.poison_indices)}
 
     # each step of the final phase: descent on a D_c batch, then ascent on the next D_s batch
     final_updates = [Update(opt_clean, poisoned_batches(pd_, lambda: complement(state["isolated"], n), cfg.batch_size,
