@@ -10,7 +10,7 @@ TINY = BackdoorConfig(epochs=1, batch_size=256)
 
 
 def _key(cfg):
-    return artifact_key(ARTIFACT_KIND, ARTIFACT_FORMAT, cfg.to_dict())
+    return artifact_key(ARTIFACT_KIND, ARTIFACT_FORMAT, cfg.identity())
 
 
 def test_artifact_is_trained_once_then_reused(tmp_path):
@@ -18,7 +18,7 @@ def test_artifact_is_trained_once_then_reused(tmp_path):
     state2, meta2, trained2 = backdoor_artifact(TINY, tmp_path, "cpu", verbose=False)
     assert trained1 and not trained2
     assert meta1["sha256"] == meta2["sha256"] and meta1["key"] == _key(TINY)
-    assert meta1["config"] == TINY.to_dict() and meta1["format"] == ARTIFACT_FORMAT
+    assert meta1["config"] == TINY.identity() and meta1["format"] == ARTIFACT_FORMAT
     assert all(torch.equal(state1["model"][k], state2["model"][k]) for k in state1["model"])
     assert len(state1["poison_indices"]) == round(0.1 * 1347)
     # a different config is a different artifact

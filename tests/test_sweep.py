@@ -1,4 +1,6 @@
-"""A real Ray Tune + Optuna sweep of DHBE trials (each a Ray Train run) on the shared local Ray."""
+"""A real Ray Tune + Optuna sweep of DHBE trials on the shared local Ray, run inside their Tune trials
+(the same sweep with every trial a Ray Train run is the README command that tests/test_cluster.py
+submits to a two-node cluster; tests/test_faults.py retries Ray Train trials)."""
 import json
 
 import pytest
@@ -15,14 +17,14 @@ TINY = DHBEConfig(backdoor=BackdoorConfig(epochs=3, batch_size=64), epochs=2, it
                   generator_width=16)
 
 
-def make_sweep(root, num_samples, executor="train"):
+def make_sweep(root, num_samples, executor="tune"):
     return Sweep(name="dhbe_lr_test", method="dhbe", base_config=TINY,
                  search_space={"student_lr": tune.loguniform(0.01, 0.2)}, num_samples=num_samples,
                  max_concurrent=2, storage_path=str(root), seed=0, verbose=False, executor=executor)
 
 
 def test_sweep_writes_parquet_and_rerun_adds_trials(ray_local, tmp_path):
-    # two trials run at once: one round of Ray Train runs (each trial its own TorchTrainer)
+    # two trials run at once
     sweep = make_sweep(tmp_path, 2)
     result = run_sweep(sweep)
     trials = S.read_parquet(sweep.trials_path)
@@ -41,9 +43,8 @@ def test_sweep_writes_parquet_and_rerun_adds_trials(ray_local, tmp_path):
     artifacts = list((tmp_path / "artifacts" / "backdoor").glob("*/meta.json"))
     assert len(artifacts) == 1 and json.loads(artifacts[0].read_text())["metrics"]["acc"] > 0.5
 
-    # the same study name continues the study: trials are added, nothing restarts (these two run
-    # inside their Tune trials: the Ray Train path is what the first two exercised)
-    again = run_sweep(make_sweep(tmp_path, 2, executor="tune"))
+    # the same study name continues the study: trials are added, nothing restarts
+    again = run_sweep(make_sweep(tmp_path, 2))
     trials = S.read_parquet(sweep.trials_path)
     assert len(again.trials) == 2 and len(trials) == 4 and trials["trial_id"].is_unique
     import optuna
