@@ -186,12 +186,10 @@ def plot_isolation(trials: pd.DataFrame, path: str, title: str | None = None) ->
 
 def pareto_mask(acc: Sequence[float], asr: Sequence[float]) -> np.ndarray:
     """True for trials no other trial dominates (higher-or-equal acc and lower-or-equal asr, one strictly)."""
-    a, s = np.asarray(acc, dtype=float), np.asarray(asr, dtype=float)
-    keep = np.ones(len(a), dtype=bool)
-    for i in range(len(a)):
-        dominated = (a >= a[i]) & (s <= s[i]) & ((a > a[i]) | (s < s[i]))
-        keep[i] = not dominated.any()
-    return keep & ~np.isnan(a) & ~np.isnan(s)
+    from analysis.summary import non_dominated
+
+    return non_dominated(pd.DataFrame({"acc": np.asarray(acc, dtype=float), "asr": np.asarray(asr, dtype=float)}),
+                         ["max", "min"])
 
 
 def selection_columns(trials: pd.DataFrame):

@@ -12,7 +12,7 @@ from typing import Dict, List, Sequence
 
 import pandas as pd
 
-from analysis.summary import best_configurations
+from analysis.summary import best_configurations, format_value
 from analysis.tables import markdown_table
 
 STYLE = """
@@ -134,23 +134,20 @@ def _configuration(trials: pd.DataFrame) -> str:
     parts = []
     for method, part in trials.groupby("method", sort=False):
         fixed, swept = [], []
-        for col in [c for c in part.columns if c in _config_columns(str(method))]:
+        config = _config_columns(str(method))
+        for col in [c for c in part.columns if c in config]:
             values = part[col].dropna().unique()
             if len(values) == 1:
-                fixed.append((col, _text(values[0])))
+                fixed.append((col, format_value(values[0])))
             elif len(values) > 1:
                 shown = sorted(values) if len(values) <= 8 else [min(values), max(values)]
-                swept.append((col, (", " if len(values) <= 8 else " … ").join(_text(v) for v in shown)))
+                swept.append((col, (", " if len(values) <= 8 else " … ").join(format_value(v) for v in shown)))
         parts.append(f"<h3>{html.escape(str(method))}</h3>")
         if swept:
             parts.append(_frame_html(pd.DataFrame(swept, columns=["varied", "values"])))
         parts.append(f"<details><summary>fixed settings ({len(fixed)})</summary>"
                      + _frame_html(pd.DataFrame(fixed, columns=["setting", "value"])) + "</details>")
     return "\n".join(parts)
-
-
-def _text(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _best(trials: pd.DataFrame) -> str:

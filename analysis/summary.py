@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.seeds import config_means
+from bdray.sweep.spec import selection_split
 
 SHOWN_METRICS = ("val_acc", "val_asr", "acc", "asr", "der")
 
@@ -54,13 +55,13 @@ def summary_lines(trials: pd.DataFrame, objectives: Sequence[Tuple[str, str]], p
     best = best_configurations(trials, objectives)
     if not len(best):
         return []
-    split = "validation" if all(m.startswith("val_") for m, _ in objectives) else "test"
+    split = selection_split(objectives)
     goal = ", ".join(f"{m} {d}" for m, d in objectives)
     lines = [f"best configuration{'s' if len(best) > 1 else ''} ({goal}; chosen on the {split} split):"]
     params = [p for p in params if p in best and p != "method"]
     for row in best.itertuples(index=False):
         row = row._asdict()
-        setting = ", ".join(f"{p}={_value(row[p])}" for p in params) or "the base config"
+        setting = ", ".join(f"{p}={format_value(row[p])}" for p in params) or "the base config"
         shown = [m for m in (*[m for m, _ in objectives], *SHOWN_METRICS) if m in row and pd.notna(row[m])]
         shown = list(dict.fromkeys(shown))
         seeds = f" over {int(row['seeds'])} seeds" if row.get("seeds", 1) > 1 else ""
@@ -69,5 +70,5 @@ def summary_lines(trials: pd.DataFrame, objectives: Sequence[Tuple[str, str]], p
     return lines
 
 
-def _value(value) -> str:
+def format_value(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -72,8 +72,8 @@ class Sweep:
 
     @property
     def selected_on(self) -> str:
-        """Which split the search chose on: "validation" when every objective is a ``val_`` metric."""
-        return "validation" if all(m.startswith("val_") for m, _ in self.objectives) else "test"
+        """Which split the search chose on (``selection_split``)."""
+        return selection_split(self.objectives)
 
     def validate(self) -> None:
         spec = get_method(self.method)
@@ -182,6 +182,12 @@ def epoch_fields(cfg: Config) -> Dict[str, int]:
     artifact): what ``describe`` prints and what bounds a scheduler's rungs."""
     return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
             if f.name.endswith("epochs") and type(getattr(cfg, f.name)) is int}
+
+
+def selection_split(objectives: Sequence[Tuple[str, str]]) -> str:
+    """"validation" when every objective is a ``val_`` metric (of the split held out of the training
+    data), else "test"."""
+    return "validation" if all(metric.startswith("val_") for metric, _ in objectives) else "test"
 
 
 def objectives_text(objectives: Sequence[Tuple[str, str]]) -> str:
