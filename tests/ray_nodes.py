@@ -1,10 +1,7 @@
-"""Starting and stopping real Ray nodes (`ray start`) from tests."""
-import os
+"""Ports and the `ray` command for tests that start their own Ray nodes."""
 import shutil
-import signal
 import socket
 import sys
-import time
 from pathlib import Path
 
 
@@ -17,13 +14,3 @@ def free_port() -> int:
 def ray_cli() -> str:
     local = Path(sys.executable).parent / "ray"
     return str(local) if local.exists() else shutil.which("ray")
-
-
-def stop_process_group(pid: int) -> None:
-    """Stop a `ray start` and every service it launched (they share its process group)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):  # Ray's services ignore SIGTERM
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            break
-        time.sleep(2)

@@ -1,6 +1,6 @@
 """A real Ray Tune + Optuna sweep of DHBE trials on the shared local Ray, run inside their Tune trials
-(the same sweep with every trial a Ray Train run is the README command that tests/test_cluster.py
-submits to a two-node cluster; tests/test_faults.py retries Ray Train trials)."""
+(the same sweep with every trial a Ray Train run is the README command that tests/test_autoscaling.py
+submits to a local autoscaling cluster; tests/test_faults.py retries Ray Train trials)."""
 import json
 
 import pytest
