@@ -15,8 +15,9 @@ pytestmark = pytest.mark.ray
 REPO = Path(__file__).resolve().parents[1]
 # Each trial must outlast the wait between "2 trials finished" and the kill (Tune's state save
 # period, set to 0.5 s below, plus polling): with 1,500 epochs a trial took < 1 s on a quiet machine
-# and the driver finished all six before the kill. 6,000 epochs ≈ 4-8 s a trial.
+# and the driver finished every trial before the kill. 6,000 epochs ≈ 4-8 s a trial.
 EPOCHS = 6000
+TRIALS = 4  # one finished before Ctrl-C, one more before SIGKILL, the rest after
 
 DRIVER = '''
 import sys
@@ -24,10 +25,10 @@ from ray import tune
 from bdray.methods.fairness.dba_toy import DBAToyConfig
 from bdray.sweep import Sweep, SweepInterrupted, run_sweep
 
-EPOCHS = int(sys.argv[2])
+EPOCHS, TRIALS = int(sys.argv[2]), int(sys.argv[3])
 sweep = Sweep(name="killed", method="dba_toy", base_config=DBAToyConfig(epochs=EPOCHS, points_per_class=400),
               search_space={"bias_rate": tune.uniform(0.5, 0.9)}, objectives=(("boundary_error", "min"),),
-              search="optuna", num_samples=6, max_concurrent=1, storage_path=sys.argv[1], executor="tune",
+              search="optuna", num_samples=TRIALS, max_concurrent=1, storage_path=sys.argv[1], executor="tune",
               verbose=False)
 try:
     result = run_sweep(sweep)
@@ -56,32 +57,32 @@ def test_interrupted_then_killed_driver_resumes_the_same_experiment_and_study(tm
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
     env = {**os.environ, "RAY_ADDRESS": "local", "PYTHONPATH": str(REPO), "TUNE_GLOBAL_CHECKPOINT_S": "0.5"}
-    command = [sys.executable, str(script), str(storage), str(EPOCHS)]
+    command = [sys.executable, str(script), str(storage), str(EPOCHS), str(TRIALS)]
     markers = lambda: [json.loads(p.read_text()) for p in (storage / "killed" / "runs").glob("*.json")]  # noqa: E731
 
-    # 1. Ctrl-C after two trials: Tune stops the running trial, saves its state and returns; the
+    # 1. Ctrl-C after the first trial: Tune stops the running trial, saves its state and returns; the
     #    driver writes no table, marks the run interrupted and exits 130
     first = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
-    _wait_for_finished(storage, 2, first)
+    _wait_for_finished(storage, 1, first)
     interrupted_after = {p.name for p in _finished_trial_dirs(storage)}
     os.killpg(first.pid, signal.SIGINT)
     out, _ = first.communicate(timeout=120)
     assert first.returncode == 130 and "INTERRUPTED" in out, out[-3000:]
-    assert 2 <= len(interrupted_after) < 6, "the driver was not interrupted mid-sweep"
+    assert 1 <= len(interrupted_after) < TRIALS, "the driver was not interrupted mid-sweep"
     assert not (storage / "killed" / "trials.parquet").exists()
     (marker,) = markers()
     assert marker["status"] == "interrupted"
 
-    # 2. the same command resumes it; SIGKILL once two more trials finished
+    # 2. the same command resumes it; SIGKILL once one more trial finished
     again = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
-    _wait_for_finished(storage, len(interrupted_after) + 2, again)
+    _wait_for_finished(storage, len(interrupted_after) + 1, again)
     done_before = {p.name for p in _finished_trial_dirs(storage)}
     time.sleep(1.5)  # past Tune's experiment-state save period (0.5 s): these count as finished on resume
     os.killpg(again.pid, signal.SIGKILL)  # the driver and the local Ray it started
     again.wait(timeout=60)
-    assert interrupted_after < done_before and len(done_before) < 6, "the driver was not killed mid-sweep"
+    assert interrupted_after < done_before and len(done_before) < TRIALS, "the driver was not killed mid-sweep"
     assert not (storage / "killed" / "trials.parquet").exists(), (
         "the driver wrote its table before the kill: its trials finished faster than the test waits")
     assert [m["status"] for m in markers()] == ["running"]
@@ -93,7 +94,7 @@ def test_interrupted_then_killed_driver_resumes_the_same_experiment_and_study(tm
     from bdray.sweep import storage as S
 
     trials = S.read_parquet(str(storage / "killed" / "trials.parquet"))
-    assert len(trials) == 6 and trials["trial_id"].is_unique and (trials["status"] == "TERMINATED").all()
+    assert len(trials) == TRIALS and trials["trial_id"].is_unique and (trials["status"] == "TERMINATED").all()
     assert trials["tune_run"].nunique() == 1 and trials["tune_run"].iloc[0] == marker["tune_run"]
     runs = list((storage / "killed" / "tune").iterdir())
     assert [p.name for p in runs if p.is_dir()] == [marker["tune_run"]]  # the same experiment, continued
@@ -104,7 +105,7 @@ def test_interrupted_then_killed_driver_resumes_the_same_experiment_and_study(tm
         str(storage / "killed" / "optuna.journal")))
     study = optuna.load_study(study_name="killed", storage=journal)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(complete) == 6  # one study, every trial told once
+    assert len(complete) == TRIALS  # one study, every trial told once
     assert json.loads(next((storage / "killed" / "runs").glob("*.json")).read_text())["status"] == "finished"
 
     # the tables can be rebuilt from Tune's own records (README: "When things go wrong")
@@ -118,9 +119,9 @@ def test_interrupted_then_killed_driver_resumes_the_same_experiment_and_study(tm
     (storage / "killed" / "epochs.parquet").unlink()
     sweep = Sweep(name="killed", method="dba_toy", base_config=DBAToyConfig(epochs=EPOCHS, points_per_class=400),
                   search_space={"bias_rate": tune.uniform(0.5, 0.9)}, objectives=(("boundary_error", "min"),),
-                  search="optuna", num_samples=6, storage_path=str(storage))
+                  search="optuna", num_samples=TRIALS, storage_path=str(storage))
     rebuilt = rebuild_tables(sweep)
     assert sorted(rebuilt["trial_id"]) == sorted(trials["trial_id"])
     assert rebuilt.set_index("trial_id")["boundary_error"].to_dict() == trials.set_index("trial_id")[
         "boundary_error"].to_dict()
-    assert len(S.read_parquet(str(storage / "killed" / "epochs.parquet"))) == 6
+    assert len(S.read_parquet(str(storage / "killed" / "epochs.parquet"))) == TRIALS

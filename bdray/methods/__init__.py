@@ -33,6 +33,10 @@ def _register_builtin() -> None:
     from bdray.methods.attack.backdoor import BackdoorConfig
     from bdray.methods.attack.population import PopulationConfig, expand_members, train_backdoor_population
     from bdray.methods.attack.threat import train_backdoor
+    from bdray.methods.detection.activation_clustering import (ActivationClusteringConfig,
+                                                               train_activation_clustering)
+    from bdray.methods.detection.spectral_signatures import SpectralSignaturesConfig, train_spectral_signatures
+    from bdray.methods.detection.strip import STRIPConfig, train_strip
     from bdray.methods.erasing.dhbe import DHBEConfig, train_dhbe
     from bdray.methods.erasing.fineprune import FinePruneConfig, train_fineprune
     from bdray.methods.erasing.finetune import FinetuneConfig, train_finetune
@@ -61,6 +65,12 @@ def _register_builtin() -> None:
     METHODS.register("abl", MethodSpec("abl", ABLConfig, train_abl, uses_backdoored_model=False))
     METHODS.register("pt", MethodSpec("pt", PTConfig, train_pt))
     METHODS.register("cbd", MethodSpec("cbd", CBDConfig, train_cbd, uses_backdoored_model=False))
+    # poisoned-sample detectors: score the poisoned training set with the backdoored model
+    METHODS.register("spectral_signatures", MethodSpec("spectral_signatures", SpectralSignaturesConfig,
+                                                       train_spectral_signatures))
+    METHODS.register("activation_clustering", MethodSpec("activation_clustering", ActivationClusteringConfig,
+                                                         train_activation_clustering))
+    METHODS.register("strip", MethodSpec("strip", STRIPConfig, train_strip))
     # fairness (DBA)
     METHODS.register("debias", MethodSpec("debias", DebiasConfig, train_debias, uses_backdoored_model=False))
     METHODS.register("dba_toy", MethodSpec("dba_toy", DBAToyConfig, train_dba_toy, uses_backdoored_model=False))

@@ -94,10 +94,10 @@ def resolved_label_mode(cfg: BackdoorConfig, trigger: Trigger) -> str:
 
 
 def train_on_poisoned(cfg: BackdoorConfig, ctx: RunContext, data: Dataset, split: Split, trigger: Trigger,
-                      model: torch.nn.Module) -> Dict[str, Any]:
+                      model: torch.nn.Module, extra_metrics: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Train ``model`` on the poisoned training ``split`` (one phase of the training engine) and
-    report ``data``'s test metrics each epoch; return the final ones plus the trained model
-    (``"model"``, the unwrapped ``ImageClassifier``).  The threat model
+    report ``data``'s test metrics (and ``extra_metrics``) each epoch; return the final ones plus
+    the trained model (``"model"``, the unwrapped ``ImageClassifier``).  The threat model
     (``bdray.methods.attack.threat``) builds the split, the trigger and the model."""
     engine = Engine(ctx, cfg, cfg.seed, name="backdoor")
     model = engine.module("model", model)
@@ -111,7 +111,8 @@ def train_on_poisoned(cfg: BackdoorConfig, ctx: RunContext, data: Dataset, split
                     cross_entropy(engine.caller(model)), lr=lambda progress: cfg.lr * cosine_lr_factor(progress),
                     steps=max(1, -(-per_rank // cfg.batch_size)))
     phase = Phase("train", cfg.epochs, [update],
-                  lambda info: evaluate_splits(unwrap(model), data, trigger, cfg.target_class),
+                  lambda info: {**evaluate_splits(unwrap(model), data, trigger, cfg.target_class),
+                                **(extra_metrics or {})},
                   training=[model])
     metrics = engine.run([phase])
     return {**metrics, "model": unwrap(model)}

@@ -1,0 +1,76 @@
+"""``spectral_signatures`` (Tran, Li & Madry, NeurIPS 2018): within each class, the poisoned samples
+leave a trace in the top singular direction of the centred penultimate representations. Score of a
+sample = its squared projection on that direction; in every class the ``removal_factor`` × ε × n_c
+highest-scoring samples are flagged (the paper removes 1.5 ε, ε an upper bound on the poisoned share
+of a class).
+
+``epsilon=None`` takes ε as the attack's actual poisoned share of the most-poisoned class, as the
+paper's experiments do (an oracle upper bound: sweep ``epsilon`` to see the defense without it).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Dict, Optional
+
+import torch
+
+from bdray.config import check_number, check_positive
+from bdray.methods.detection.common import DetectorConfig, finish, penultimate_features, suspect_set
+from bdray.train.context import RunContext
+
+
+@dataclasses.dataclass
+class SpectralSignaturesConfig(DetectorConfig):
+    epsilon: Optional[float] = None   # upper bound on a class's poisoned share; None: the attack's (oracle)
+    removal_factor: float = 1.5       # flag removal_factor × ε × n_c per class (paper: 1.5)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.epsilon is not None:
+            check_number("epsilon", self.epsilon, low=0.0, high=1.0, low_open=True)
+        check_positive("removal_factor", self.removal_factor)
+
+
+def class_scores(features: torch.Tensor) -> torch.Tensor:
+    """Squared projections of the centred ``features`` (n×D) on their top right singular vector."""
+    centred = features - features.mean(0, keepdim=True)
+    if len(centred) < 2:
+        return torch.zeros(len(centred), device=features.device)
+    _, _, vh = torch.linalg.svd(centred.double(), full_matrices=False)
+    return (centred.double() @ vh[0]).pow(2).float()
+
+
+def oracle_epsilon(labels: torch.Tensor, poisoned: torch.Tensor, num_classes: int) -> float:
+    """The largest poisoned share of any class (by the labels the training set carries)."""
+    labels, poisoned = labels.cpu(), poisoned.cpu()
+    shares = [float(poisoned[labels == c].float().mean()) for c in range(num_classes) if (labels == c).any()]
+    return max(shares) if shares else 0.0
+
+
+def train_spectral_signatures(cfg: SpectralSignaturesConfig, ctx: RunContext) -> Dict[str, Any]:
+    t0 = time.time()
+    model, poisoned = suspect_set(cfg, ctx)
+    labels = poisoned.train.labels
+    features = penultimate_features(model, poisoned.train.images, cfg.batch_size)
+    epsilon = cfg.epsilon if cfg.epsilon is not None else oracle_epsilon(labels, poisoned.is_poisoned,
+                                                                         poisoned.data.num_classes)
+    scores = torch.zeros(len(labels))
+    flagged = torch.zeros(len(labels), dtype=torch.bool)
+    for c in range(poisoned.data.num_classes):
+        members = torch.nonzero(labels == c).flatten()
+        if len(members) == 0:
+            continue
+        s = class_scores(features[members]).cpu()
+        scores[members.cpu()] = s
+        k = min(len(members), int(math.ceil(cfg.removal_factor * epsilon * len(members))))
+        if k:
+            flagged[members.cpu()[torch.topk(s, k).indices]] = True
+    # scores are compared across classes for the AUROC: normalise each class's by its median
+    for c in range(poisoned.data.num_classes):
+        members = (labels == c).cpu()
+        if members.any():
+            scores[members] = scores[members] / scores[members].median().clamp_min(1e-12)
+    return finish(cfg, ctx, model, poisoned, flagged, scores, t0, {"epsilon_used": epsilon},
+                  name="spectral_signatures")
