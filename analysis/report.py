@@ -129,6 +129,11 @@ def write_report(sweep_dir: str, params: Sequence[str] = (), out_dir: str | None
         (out / "trigger_size.md").write_text("\n".join(text))
         paths["trigger_size_md"] = str(out / "trigger_size.md")
     paths.update(_training_defense_reports(done, out, sweep, points))
+    if len(done) and "detection_auroc" in done and done["detection_auroc"].notna().any():
+        from analysis.detection import detection_table
+
+        _write(out, "detection", "Poisoned-sample detection (%) against the recorded poison indices",
+               detection_table(done), paths)
     if len(done) and "boundary_error" in done and done["boundary_error"].notna().any():
         paths.update(_dba_toy_reports(sweep_dir, done[done["method"] == "dba_toy"], out))
     if len(done) and (done["method"] == "debias").any():

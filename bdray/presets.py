@@ -64,6 +64,7 @@ SMOKE_SETTINGS: Dict[str, Dict[str, Any]] = {
     "nad": dict(epochs=2, samples_per_epoch=128),
     "neural_cleanse": dict(epochs=2, samples_per_epoch=128, nc_steps=20),
     "debias": dict(epochs=2),
+    "strip": dict(num_perturbations=8),
 }
 
 

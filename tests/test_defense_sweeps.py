@@ -12,7 +12,7 @@ from analysis import defenses
 from analysis.__main__ import main as analysis_main
 from analysis.load import load_trials
 from bdray.sweep import run_sweep
-from sweeps import abl_isolation, cbd_poison_rate, defense_comparison, pt_isolation
+from sweeps import abl_isolation, cbd_poison_rate, defense_comparison, detection, pt_isolation
 
 pytestmark = pytest.mark.ray
 
@@ -124,3 +124,19 @@ def test_tables_from_a_hand_made_trials_table():
     t = defenses.isolation_table(iso)
     assert t["isolated by"].tolist() == ["PT M′", "PT M′", "PT M_s", "PT M_s"]
     assert np.allclose(t["precision"], [1.0, 0.9, 0.4, 0.3]) and not math.isnan(t["recall"].sum())
+
+
+def test_detection_smoke_builds_the_detectors_table(smoke_root):
+    from analysis.detection import detection_table
+
+    # one detector keeps it CI-sized (each detector is its own Tune run; the others share the code path)
+    (root,) = run_script(detection, smoke_root, "--poison-rates", "0.05", "--detectors", "strip")
+    trials = load_trials(root)
+    assert trials["method"].tolist() == ["strip"] and (trials["status"] == "TERMINATED").all()
+    assert (trials["artifacts_reused"] == 1).all()
+    assert trials[["detection_tpr", "detection_fpr", "detection_auroc", "strip_test_tpr"]].notna().all().all()
+    table = detection_table(trials)
+    assert table[["attack", "poison rate"]].values.tolist() == [["badnets", "0.05"]]
+    assert {"strip TPR", "strip FPR", "strip AUROC", "strip test TPR", "strip test FPR"} <= set(table.columns)
+    analysis_main([root])
+    assert "strip test FPR" in (Path(root) / "report" / "detection.md").read_text()

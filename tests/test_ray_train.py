@@ -7,23 +7,14 @@ from bdray.runtime.ray_train import run_ray_train
 pytestmark = pytest.mark.ray
 
 
-def test_backdoor_trains_under_torchtrainer_with_two_ddp_workers(ray_local, artifact_root, tmp_path):
-    cfg = BackdoorConfig(epochs=2, batch_size=128)
-    result = run_ray_train("backdoor", cfg, artifact_root=artifact_root, storage_path=str(tmp_path),
-                           name="ddp2", num_workers=2, verbose=False)
-    assert result.error is None
-    assert result.metrics["epoch"] == 2 and 0.0 <= result.metrics["acc"] <= 1.0
-    assert result.metrics["hardware"].startswith("cpu")
-    assert result.checkpoint is not None
-    assert result.metrics["resumed_from_epoch"] == 0
-
-
-def test_rerun_with_same_name_resumes_from_checkpoint(ray_local, artifact_root, tmp_path):
-    first = run_ray_train("backdoor", BackdoorConfig(epochs=2, batch_size=256), artifact_root=artifact_root,
-                          storage_path=str(tmp_path), name="resume", verbose=False)
-    assert first.metrics["epoch"] == 2
-    second = run_ray_train("backdoor", BackdoorConfig(epochs=3, batch_size=256), artifact_root=artifact_root,
-                           storage_path=str(tmp_path), name="resume", verbose=False)
+def test_ddp_run_checkpoints_and_a_rerun_with_the_same_name_resumes(ray_local, artifact_root, tmp_path):
+    first = run_ray_train("backdoor", BackdoorConfig(epochs=2, batch_size=128), artifact_root=artifact_root,
+                          storage_path=str(tmp_path), name="ddp2", num_workers=2, verbose=False)
+    assert first.error is None and first.checkpoint is not None
+    assert first.metrics["epoch"] == 2 and 0.0 <= first.metrics["acc"] <= 1.0
+    assert first.metrics["hardware"].startswith("cpu") and first.metrics["resumed_from_epoch"] == 0
+    second = run_ray_train("backdoor", BackdoorConfig(epochs=3, batch_size=128), artifact_root=artifact_root,
+                           storage_path=str(tmp_path), name="ddp2", num_workers=2, verbose=False)
     # only the missing epoch ran: the run picked up its checkpoint
     assert second.metrics["epoch"] == 3 and second.metrics["resumed_from_epoch"] == 2
 

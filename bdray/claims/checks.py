@@ -73,6 +73,19 @@ def _clean_cost(r: Runs) -> Dict[str, float]:
     return {f"{lab.split('@')[0]}.acc_cost": _m(r, "clean", "acc") - _m(r, lab, "acc") for lab in r if lab.endswith("@clean")}
 
 
+def _detection_claim(label: str, tpr: float, auroc: float = 0.0, fpr: float = 1.0) -> Callable[[Runs], bool]:
+    """There was a backdoor to find (undefended ASR ≥ 0.5) and the detector found it."""
+    def check(r: Runs) -> bool:
+        return (_m(r, label, "undefended_asr") >= 0.5 and _m(r, label, "detection_tpr") >= tpr
+                and _m(r, label, "detection_auroc") >= auroc and _m(r, label, "detection_fpr") <= fpr)
+    return check
+
+
+def _measure_detection(label: str, *extra: str) -> Callable[[Runs], Dict[str, float]]:
+    keys = ("undefended_asr", "detection_tpr", "detection_fpr", "detection_auroc", *extra)
+    return lambda r: {f"{label}.{k}": _m(r, label, k) for k in keys}
+
+
 CLAIMS: List[Claim] = [
     Claim("backdoor", "BadNets: asr ≥ 0.95, acc within 2 points of the clean model", ("clean", "backdoor"),
           lambda r: _alive(r, "backdoor") and _m(r, "backdoor", "asr") >= 0.95 and _drop(r, "backdoor", "clean") <= 0.02,
@@ -100,6 +113,20 @@ CLAIMS: List[Claim] = [
           _measure("pt", "acc", "asr", "isolation_precision", "base_isolation_precision")),
     Claim("cbd", "CBD: asr ≤ 0.10, acc drop ≤ 3 points", ("backdoor", "cbd"),
           _erasing_claim("cbd", 0.10, 0.03), _measure("cbd", "acc", "asr", "mean_weight_poisoned")),
+    Claim("spectral_signatures", "Spectral Signatures, BadNets with ≈ 9 % of the target class poisoned "
+          "(poison_rate 0.01): detection TPR ≥ 0.9 and AUROC ≥ 0.9", ("spectral_signatures",),
+          _detection_claim("spectral_signatures", tpr=0.9, auroc=0.9),
+          _measure_detection("spectral_signatures", "epsilon_used")),
+    Claim("activation_clustering", "Activation Clustering, BadNets with ≈ 9 % of the target class poisoned: "
+          "detection TPR ≥ 0.9 at FPR ≤ 0.10", ("activation_clustering",),
+          _detection_claim("activation_clustering", tpr=0.9, fpr=0.10),
+          _measure_detection("activation_clustering")),
+    Claim("strip", "STRIP (FRR preset 1 %) as a test-time filter: ≥ 0.95 of the triggered inputs rejected, "
+          "≤ 0.05 of the clean ones", ("strip",),
+          lambda r: (_m(r, "strip", "undefended_asr") >= 0.5 and _m(r, "strip", "strip_test_tpr") >= 0.95
+                     and _m(r, "strip", "strip_test_fpr") <= 0.05),
+          lambda r: {f"strip.{k}": _m(r, "strip", k) for k in ("undefended_asr", "strip_test_tpr", "strip_test_fpr",
+                                                               "detection_tpr", "detection_fpr")}),
     Claim("dba", "DBA: equal-opportunity gap (opp) at most half of normal training's, eacc ≥ undersampling's",
           ("dba_normal", "dba_undersampling", "dba"),
           lambda r: (_alive(r, "dba") and _m(r, "dba", "opp") <= 0.5 * _m(r, "dba_normal", "opp")

@@ -22,7 +22,13 @@ DEFENSES = {"dhbe": "dhbe", "dfad": "dhbe", "finetune": "finetune", "fineprune":
 COST_DEFENSES = ("dhbe", "finetune", "nad_5pct", "neural_cleanse", "abl", "pt", "cbd")
 # DBA (a fairness method) runs on attribute data: normal training, undersampling and DBA per seed
 FAIRNESS_RUNS = {"dba_normal": "normal", "dba_undersampling": "undersampling", "dba": "dba"}
-METHOD_LABELS = tuple(DEFENSES) + ("dba",)
+# poisoned-sample detectors: label -> method, and the poisoning rate each runs against where its
+# paper assumes the poison is a small share of its class (1 % of a 10-class set ≈ 9 % of the target
+# class; the papers poison 5-10 % of it); STRIP runs against the harness's attack as it is
+DETECTORS = {"spectral_signatures": "spectral_signatures", "activation_clustering": "activation_clustering",
+             "strip": "strip"}
+DETECTOR_POISON_RATES = {"spectral_signatures": 0.01, "activation_clustering": 0.01}
+METHOD_LABELS = tuple(DEFENSES) + tuple(DETECTORS) + ("dba",)
 
 # what a label sets on its method's config (the clean share each erasing paper's defender holds)
 LABEL_FIELDS: Dict[str, Dict[str, Any]] = {
@@ -59,13 +65,14 @@ def plan(backdoor: BackdoorConfig, seeds: List[int], budget: str, methods: Optio
         if label not in METHOD_LABELS:
             raise ConfigError("methods", label, f"one of {sorted(METHOD_LABELS)}")
     defenses = [label for label in chosen if label in DEFENSES]
+    detectors = [label for label in chosen if label in DETECTORS]
     out: List[Tuple[int, Run]] = []
     for seed in seeds:
+        attacked = backdoor.replace(seed=seed)
+        if budget == "smoke":
+            attacked = attacked.replace(epochs=3)
+        clean = attacked.replace(poison_rate=0.0)
         if defenses:
-            attacked = backdoor.replace(seed=seed)
-            if budget == "smoke":
-                attacked = attacked.replace(epochs=3)
-            clean = attacked.replace(poison_rate=0.0)
             out.append((seed, ("clean", "no_defense", NoDefenseConfig(backdoor=clean, seed=seed))))
             out.append((seed, ("backdoor", "no_defense", NoDefenseConfig(backdoor=attacked, seed=seed))))
         for label in defenses:
@@ -74,6 +81,9 @@ def plan(backdoor: BackdoorConfig, seeds: List[int], budget: str, methods: Optio
             for label in defenses:
                 if label in COST_DEFENSES:
                     out.append((seed, (f"{label}@clean", DEFENSES[label], defense_config(label, clean, budget, seed))))
+        for label in detectors:
+            target = attacked.replace(poison_rate=DETECTOR_POISON_RATES.get(label, attacked.poison_rate))
+            out.append((seed, (label, DETECTORS[label], method_config(DETECTORS[label], target, budget, seed=seed))))
         if "dba" in chosen:
             for label, strategy in FAIRNESS_RUNS.items():
                 out.append((seed, (label, "debias", fairness_config(strategy, budget, seed, attributes))))
