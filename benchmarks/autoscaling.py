@@ -3,7 +3,8 @@
 Runs ``tests/test_autoscaling.py`` (the real autoscaler launching and removing worker nodes for a
 submitted sweep; worker nodes killed whole while they build the attack artifact and while they train
 a trial; results on an S3 server on loopback) ``--repeats`` times and collects the numbers each run
-prints: nodes launched / removed, time from the request to a running worker, time from a node kill
+prints, in its full version (``BDRAY_AUTOSCALING_FULL=1``: the main job's trials as Ray Train
+runs, a 16-epoch preempted trial; CI runs them reduced): nodes launched / removed, time from the request to a running worker, time from a node kill
 to the resumed trial's next report, trials lost.  Run it alone: it starts many Ray processes.
 
     python benchmarks/autoscaling.py
@@ -12,6 +13,7 @@ to the resumed trial's next report, trials lost.  Run it alone: it starts many R
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -42,7 +44,8 @@ def main(argv=None) -> None:
     for run in range(1, args.repeats + 1):
         t0 = time.time()
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
-                               "tests/test_autoscaling.py"], cwd=REPO, capture_output=True, text=True)
+                               "tests/test_autoscaling.py"], cwd=REPO, capture_output=True, text=True,
+                              env={**os.environ, "BDRAY_AUTOSCALING_FULL": "1"})
         wall = time.time() - t0
         out = proc.stdout + proc.stderr
         row = {"run": run, "passed": proc.returncode == 0, "wall_s": round(wall, 1),
