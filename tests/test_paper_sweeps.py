@@ -16,7 +16,8 @@ pytestmark = pytest.mark.ray
 
 def run_script(module, root, *argv):
     # single-worker trials inside their Tune trials: the Ray Train path of the same scripts runs in
-    # tests/test_cluster.py (`ray job submit`) and tests/test_sweep.py; here it would add ~15 s of start-up per trial
+    # tests/test_autoscaling.py (a Train-executor sweep on autoscaled nodes) and tests/test_ray_train.py; here it
+    # would add ~15 s of start-up per trial
     args = module.parse_args([*argv, "--smoke-test", "--storage-path", str(root), "--executor", "tune"])
     sweeps = module.build_sweeps(args)
     for sweep in sweeps:

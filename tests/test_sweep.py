@@ -1,6 +1,6 @@
 """A real Ray Tune + Optuna sweep of DHBE trials on the shared local Ray, run inside their Tune trials
-(the same sweep with every trial a Ray Train run is the README command that tests/test_autoscaling.py
-submits to a local autoscaling cluster; tests/test_faults.py retries Ray Train trials)."""
+(Ray Train trials: tests/test_autoscaling.py's preempted sweep on autoscaled nodes, tests/test_ray_train.py;
+the README command submitted as a Ray job: tests/test_autoscaling.py)."""
 import json
 
 import pytest
