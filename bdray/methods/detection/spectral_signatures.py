@@ -63,14 +63,10 @@ def train_spectral_signatures(cfg: SpectralSignaturesConfig, ctx: RunContext) ->
         if len(members) == 0:
             continue
         s = class_scores(features[members]).cpu()
-        scores[members.cpu()] = s
         k = min(len(members), int(math.ceil(cfg.removal_factor * epsilon * len(members))))
         if k:
             flagged[members.cpu()[torch.topk(s, k).indices]] = True
-    # scores are compared across classes for the AUROC: normalise each class's by its median
-    for c in range(poisoned.data.num_classes):
-        members = (labels == c).cpu()
-        if members.any():
-            scores[members] = scores[members] / scores[members].median().clamp_min(1e-12)
+        # the AUROC compares scores across classes: each class's in units of its median
+        scores[members.cpu()] = s / s.median().clamp_min(1e-12)
     return finish(cfg, ctx, model, poisoned, flagged, scores, t0, {"epsilon_used": epsilon},
                   name="spectral_signatures")
