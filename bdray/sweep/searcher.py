@@ -7,6 +7,9 @@ Tune saves its experiment state every few seconds; Optuna's journal records a fi
 once.  A driver killed between the two leaves a trial that the study already counts as finished but
 that Tune restarts on resume, and telling Optuna about it again raises ``UpdateFinishedTrialError``
 and stops the whole sweep.  Here the study keeps the first, finished record and the repeat is ignored.
+
+``nsga2_sampler``: Optuna's NSGA-II sampler in a form Tune can save with its experiment state
+(Optuna 5.1's holds a thread lock, which does not pickle).
 """
 from __future__ import annotations
 
@@ -15,14 +18,42 @@ import math
 import os
 import pickle
 import tempfile
+import threading
 from typing import Any, Dict, Optional
 
+import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.util import _set_search_properties_backwards_compatible
 
 from bdray.sweep.seeds import SEED_INDEX
+
+
+_LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
+
+
+class PicklableNSGAIISampler(optuna.samplers.NSGAIISampler):
+    """NSGA-II whose locks are left out when pickled and made anew when unpickled (Tune pickles
+    the searcher, and with it the sampler, into its experiment state)."""
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        locks = {k: isinstance(v, type(threading.RLock())) for k, v in state.items() if isinstance(v, _LOCK_TYPES)}
+        for name in locks:
+            del state[name]
+        state["_bdray_locks"] = locks
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        for name, reentrant in state.pop("_bdray_locks", {}).items():
+            state[name] = threading.RLock() if reentrant else threading.Lock()
+        self.__dict__.update(state)
+
+
+def nsga2_sampler(seed: Optional[int]) -> optuna.samplers.BaseSampler:
+    return PicklableNSGAIISampler(seed=seed)
 
 
 class ResumableOptunaSearch(OptunaSearch):
