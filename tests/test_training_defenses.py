@@ -127,6 +127,9 @@ def test_abl_removes_the_backdoor_and_isolates_poison(artifact_root, undefended)
               f"isolated fit={m['isolated_fit']:.2f}")
         assert cfg.isolation_ratio <= cfg.backdoor.poison_rate
         assert m["isolation_precision"] >= 0.8
+        # on the detectors' footing: TPR is the recall; the lowest-loss ranking separates the poison
+        assert m["isolation_tpr"] == m["isolation_recall"] and m["isolation_fpr"] <= 0.05
+        assert m["isolation_auroc"] >= 0.9
         assert m["asr"] <= 0.10
         assert m["acc"] >= 0.7 and m["collapsed"] == 0
         assert 1 <= m["unlearn_epochs_run"] <= cfg.unlearn_epochs
@@ -142,6 +145,8 @@ def test_pt_removes_the_backdoor_and_reports_both_isolations(artifact_root, unde
     for key in ("isolation_precision", "isolation_recall", "base_isolation_precision", "base_isolation_recall"):
         assert 0.0 <= m[key] <= 1.0
     assert m["isolation_precision"] >= 0.8
+    # ranking by M′'s loss separates the poison at least as well as ranking by M_s's (both AUROCs)
+    assert m["isolation_auroc"] >= 0.9 and m["isolation_auroc"] >= m["base_isolation_auroc"] - 0.02
     assert m["asr"] <= 0.10
     assert m["acc"] >= undefended["acc"] - 0.05
 
@@ -162,6 +167,9 @@ def test_cbd_removes_the_backdoor_and_down_weights_poison(artifact_root, undefen
               f"mean weight poisoned={m['mean_weight_poisoned']:.3f} clean={m['mean_weight_clean']:.3f}")
         assert m["fb_asr"] >= 0.9            # f_B learned the backdoor ...
         assert m["mean_weight_poisoned"] < 0.2 * m["mean_weight_clean"]  # ... so f_C's loss ignores poison
+        print(f"CBD seed {seed}: weights as scores: AUROC {m['weight_auroc']:.3f}, TPR {m['weight_tpr']:.3f}, "
+              f"FPR {m['weight_fpr']:.3f}")
+        assert m["weight_auroc"] >= 0.75  # the weights, read as a detector, rank poison low (chance: 0.5)
         assert m["asr"] <= 0.3 < undefended["asr"]
         assert m["acc"] >= 0.5 and m["collapsed"] == 0
         asrs.append(m["asr"])

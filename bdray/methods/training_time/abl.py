@@ -101,7 +101,8 @@ def train_abl(cfg: ABLConfig, ctx: RunContext) -> Dict[str, Any]:
     def isolate() -> None:  # D_b: the lowest-loss share under the model after the isolation phase
         if "isolated" in state:
             return
-        state["isolated"] = isolate_lowest_loss(per_sample_loss(unwrap(model), train), cfg.isolation_ratio)
+        state["isolation_losses"] = per_sample_loss(unwrap(model), train)
+        state["isolated"] = isolate_lowest_loss(state["isolation_losses"], cfg.isolation_ratio)
         quality = isolation_quality(state["isolated"], pd_.poison_indices)
         ctx.log(f"abl: isolated {len(state['isolated'])} samples: precision {quality['isolation_precision']:.3f}, "
                 f"recall {quality['isolation_recall']:.3f}")
@@ -109,7 +110,8 @@ def train_abl(cfg: ABLConfig, ctx: RunContext) -> Dict[str, Any]:
     def evaluate(info: EpochInfo, stage: str) -> Dict[str, Any]:
         metrics = evaluate_splits(unwrap(model), data, pd_.trigger, pd_.target_class)
         if stage != "isolation":
-            metrics.update(isolation_quality(state["isolated"], pd_.poison_indices))
+            metrics.update(isolation_quality(state["isolated"], pd_.poison_indices,
+                                             losses=state.get("isolation_losses")))
         if stage == "unlearning":
             metrics["isolated_fit"] = accuracy_on(unwrap(model), train, state["isolated"])
             metrics["unlearn_epochs_run"] = info.phase_epoch + 1

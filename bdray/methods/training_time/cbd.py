@@ -28,8 +28,8 @@ from torch import nn
 from bdray.config import check_choice, check_non_negative, check_number, check_positive, check_positive_int
 from bdray.methods.attack.threat import poisoned_set
 from bdray.methods.common import seed_everything
-from bdray.methods.training_time.poisoned import (PoisonedTrainingConfig, against_undefended, poisoned_batches, sgd,
-                                                  undefended_reference)
+from bdray.methods.training_time.poisoned import (PoisonedTrainingConfig, against_undefended, per_sample_loss,
+                                                  poisoned_batches, score_quality, sgd, undefended_reference)
 from bdray.metrics import evaluate_backdoor, evaluate_splits
 from bdray.models import create_model
 from bdray.train import Engine, Phase, Update, cross_entropy
@@ -139,6 +139,15 @@ def normalise_weights(w: torch.Tensor, y: torch.Tensor, mode: str) -> torch.Tens
     return w / (sums / counts.clamp_min(1))[y].clamp_min(1e-12)
 
 
+def weight_quality(f_b, f_c, train, poison_indices: torch.Tensor) -> Dict[str, float]:
+    """CBD's sample weights w = CE_B / (CE_B + CE_C) on the whole training set (no augmentation),
+    scored like a detector: ``weight_auroc`` (the lower the weight, the more suspicious) and, for the
+    samples down-weighted below the mean (w < mean w), ``weight_tpr`` / ``weight_fpr``."""
+    ce_b, ce_c = per_sample_loss(f_b, train), per_sample_loss(f_c, train)
+    w = ce_b / (ce_b + ce_c + 1e-12)
+    return score_quality(-w, torch.nonzero(w < w.mean()).flatten(), poison_indices, "weight_")
+
+
 def _weighted_loss(cfg: CBDConfig, f_b, forward_c, disc, opt_disc, poisoned_mask: torch.Tensor):
     """The loss f_C minimises on one batch (after one critic step when the MI term is on), with the
     mean weights of the poisoned and the clean samples and the MI estimate as parts."""
@@ -203,8 +212,10 @@ def train_cbd(cfg: CBDConfig, ctx: RunContext) -> Dict[str, Any]:
         m = evaluate_backdoor(unwrap(f_b), data.test, pd_.trigger, pd_.target_class)
         fb_metrics.update(fb_acc=m["acc"], fb_asr=m["asr"])  # what f_B alone gives (it should carry the backdoor)
 
-    def evaluate(model, extra: Dict[str, Any]) -> Dict[str, Any]:
+    def evaluate(model, extra: Dict[str, Any], last: bool = False) -> Dict[str, Any]:
         metrics = evaluate_splits(unwrap(model), data, pd_.trigger, pd_.target_class)
+        if last:  # the weights f_C's loss gives every training sample, as a detector's scores
+            metrics.update(weight_quality(unwrap(f_b), unwrap(f_c), train, pd_.poison_indices))
         return {**metrics, **extra, "poisoned_samples": len(pd_.poison_indices),
                 **against_undefended(metrics, reference)}
 
@@ -216,7 +227,8 @@ def train_cbd(cfg: CBDConfig, ctx: RunContext) -> Dict[str, Any]:
               [Update(opt_c, batches, _weighted_loss(cfg, unwrap(f_b), engine.caller(f_c), disc, opt_disc,
                                                      poisoned_mask),
                       lr=lambda progress: cfg.lr * step_lr_factor(progress, cfg.lr_milestones))],
-              lambda info: evaluate(f_c, fb_metrics), training=[f_c], begin=start_f_c),
+              lambda info: evaluate(f_c, fb_metrics, last=info.phase_epoch + 1 == cfg.epochs), training=[f_c],
+              begin=start_f_c),
     ]
     metrics = engine.run(phases)
     return {**metrics, "model": unwrap(f_c)}

@@ -111,13 +111,34 @@ def accuracy_on(model: torch.nn.Module, split: Split, indices: torch.Tensor) -> 
         model.train(was_training)
 
 
-def isolation_quality(isolated: torch.Tensor, poison_indices: torch.Tensor, prefix: str = "") -> Dict[str, float]:
-    """``isolation_precision``, ``isolation_recall`` and ``isolated_samples`` (with ``prefix``)."""
+def isolation_quality(isolated: torch.Tensor, poison_indices: torch.Tensor, prefix: str = "",
+                      losses: Optional[torch.Tensor] = None) -> Dict[str, float]:
+    """``isolation_precision``, ``isolation_recall`` and ``isolated_samples`` (with ``prefix``);
+    with the per-sample ``losses`` the isolation was made on, also the detectors' footing
+    (``bdray.methods.detection.metrics``): ``isolation_tpr`` (= recall), ``isolation_fpr`` and
+    ``isolation_auroc`` (the lower the loss, the more suspicious)."""
     hits = int(torch.isin(isolated, poison_indices).sum()) if len(isolated) else 0
     precision = hits / len(isolated) if len(isolated) else math.nan
     recall = hits / len(poison_indices) if len(poison_indices) else math.nan
-    return {f"{prefix}isolation_precision": precision, f"{prefix}isolation_recall": recall,
-            f"{prefix}isolated_samples": int(len(isolated))}
+    out = {f"{prefix}isolation_precision": precision, f"{prefix}isolation_recall": recall,
+           f"{prefix}isolated_samples": int(len(isolated))}
+    if losses is not None:
+        out.update(score_quality(-losses, isolated, poison_indices, f"{prefix}isolation_"))
+    return out
+
+
+def score_quality(scores: torch.Tensor, flagged: torch.Tensor, poison_indices: torch.Tensor,
+                  prefix: str) -> Dict[str, float]:
+    """``<prefix>tpr``, ``fpr`` and ``auroc`` of per-sample suspicion ``scores`` and the ``flagged``
+    indices against the recorded poison indices (one footing with the detectors)."""
+    from bdray.methods.detection.metrics import detection_metrics
+
+    poisoned = torch.zeros(len(scores), dtype=torch.bool)
+    poisoned[poison_indices.cpu()] = True
+    mask = torch.zeros(len(scores), dtype=torch.bool)
+    mask[flagged.cpu()] = True
+    m = detection_metrics(mask, poisoned, scores.cpu(), prefix=prefix)
+    return {f"{prefix}{k}": m[f"{prefix}{k}"] for k in ("tpr", "fpr", "auroc")}
 
 
 def sgd(model: torch.nn.Module, lr: float, cfg: PoisonedTrainingConfig) -> torch.optim.SGD:

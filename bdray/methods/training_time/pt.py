@@ -90,8 +90,9 @@ def train_pt(cfg: PTConfig, ctx: RunContext) -> Dict[str, Any]:
     state = engine.state
 
     # isolation with M_s, for comparison
-    base_isolated = isolate_lowest_loss(per_sample_loss(base, train), cfg.isolation_ratio)
-    base_quality = isolation_quality(base_isolated, pd_.poison_indices, prefix="base_")
+    base_losses = per_sample_loss(base, train)
+    base_isolated = isolate_lowest_loss(base_losses, cfg.isolation_ratio)
+    base_quality = isolation_quality(base_isolated, pd_.poison_indices, prefix="base_", losses=base_losses)
 
     # M′: partially frozen, trained on D; then the final model, from M_s
     partial = copy.deepcopy(base) if cfg.partial_init == "copy" else create_model(
@@ -105,7 +106,8 @@ def train_pt(cfg: PTConfig, ctx: RunContext) -> Dict[str, Any]:
 
     def isolate() -> None:  # D_s: the lowest-loss share under M′
         if "isolated" not in state:
-            state["isolated"] = isolate_lowest_loss(per_sample_loss(unwrap(partial), train), cfg.isolation_ratio)
+            state["isolation_losses"] = per_sample_loss(unwrap(partial), train)
+            state["isolated"] = isolate_lowest_loss(state["isolation_losses"], cfg.isolation_ratio)
         quality = isolation_quality(state["isolated"], pd_.poison_indices)
         ctx.log(f"pt: isolated {len(state['isolated'])} samples with M′: precision "
                 f"{quality['isolation_precision']:.3f} (with M_s: {base_quality['base_isolation_precision']:.3f})")
@@ -113,7 +115,8 @@ def train_pt(cfg: PTConfig, ctx: RunContext) -> Dict[str, Any]:
     def evaluate(trained, final: bool) -> Dict[str, Any]:
         metrics = evaluate_splits(unwrap(trained), data, pd_.trigger, pd_.target_class)
         if final:
-            metrics.update(isolation_quality(state["isolated"], pd_.poison_indices))
+            metrics.update(isolation_quality(state["isolated"], pd_.poison_indices,
+                                             losses=state.get("isolation_losses")))
         return {**metrics, **base_quality, **undefended, **der_columns(metrics, base_metrics),
                 "frozen_layers": frozen, "poisoned_samples": len(pd_.poison_indices)}
 
