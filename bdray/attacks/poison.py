@@ -59,7 +59,7 @@ def poison_split(split: Split, trigger: Trigger, *, rate: float, target_class: i
     dev = images.device
     for start in range(0, len(chosen), chunk):
         idx = chosen[start:start + chunk].to(dev)
-        images[idx] = to_uint8(trigger.poison(to_float(images[idx]), split.labels[idx]))
+        images[idx] = to_uint8(trigger.poison(to_float(images[idx]), split.labels[idx], generator=gen))
     if label_mode == "dirty":
         new_labels[chosen.to(dev)] = target_class
 

@@ -23,8 +23,10 @@ class Trigger:
     def apply(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def poison(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """How training images are poisoned (default: the test-time trigger itself)."""
+    def poison(self, images: torch.Tensor, labels: torch.Tensor,
+               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """How training images are poisoned (default: the test-time trigger itself); ``generator``
+        is the poisoning's seeded generator, for triggers that vary per sample."""
         return self.apply(images)
 
     def state(self) -> Dict[str, torch.Tensor]:
@@ -39,9 +41,11 @@ class Trigger:
 class AttackParams(Config):
     """Declared parameters of an attack.  ``build`` makes its trigger for an image shape;
     attacks with ``needs_surrogate`` get a callable returning a clean surrogate model, and
-    ``state`` (from ``Trigger.state()``) rebuilds a trigger that was optimised earlier."""
+    ``state`` (from ``Trigger.state()``) rebuilds a trigger that was optimised earlier; attacks
+    with ``needs_images`` get ``images=``, a callable returning the clean training images."""
 
     needs_surrogate = False
+    needs_images = False
 
     def check_fits(self, image_shape: ImageShape) -> None:
         """Raise a ConfigError if this trigger cannot be applied to images of this shape."""
@@ -216,9 +220,15 @@ def attack_params(name: str, params: dict | None = None) -> AttackParams:
 
 
 def build_trigger(name: str, params: dict | None, image_shape: ImageShape, seed: int = 0, *,
-                  surrogate: Optional[Callable] = None, state: Optional[Dict[str, torch.Tensor]] = None) -> Trigger:
+                  surrogate: Optional[Callable] = None, state: Optional[Dict[str, torch.Tensor]] = None,
+                  images: Optional[Callable] = None) -> Trigger:
     spec = attack_params(name, params)
     if spec.needs_surrogate and surrogate is None and not state:
         raise ValueError(f"the {name} attack builds its trigger on a surrogate model: pass surrogate= "
                          f"(or the stored trigger state)")
+    if spec.needs_images:
+        if images is None and not state:
+            raise ValueError(f"the {name} attack builds its trigger from the training images: pass images= "
+                             f"(or the stored trigger state)")
+        return spec.build(image_shape, seed, surrogate=surrogate, state=state, images=images)
     return spec.build(image_shape, seed, surrogate=surrogate, state=state)

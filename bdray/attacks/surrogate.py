@@ -87,7 +87,7 @@ class CleanLabelTrigger(PatchTrigger):
         super().__init__("clean_label", patch, position, margin, image_shape)
         self.surrogate_model, self.epsilon, self.steps, self.step_size = surrogate_model, epsilon, steps, step_size
 
-    def poison(self, images, labels):
+    def poison(self, images, labels, generator=None):
         if self.surrogate_model is None:
             raise ValueError("clean-label poisoning needs the surrogate model (build with surrogate=)")
         return self.apply(pgd_away_from_label(self.surrogate_model, images, labels, self.epsilon, self.steps,

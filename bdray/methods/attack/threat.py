@@ -36,7 +36,8 @@ def attack_trigger(cfg: BackdoorConfig, image_shape, ctx: Optional[RunContext] =
         return model.eval(), to_float(data.train.images)
 
     return build_trigger(cfg.attack, cfg.attack_params, image_shape, cfg.seed,
-                         surrogate=load_surrogate if ctx is not None else None, state=state)
+                         surrogate=load_surrogate if ctx is not None else None, state=state,
+                         images=(lambda: to_float(data.train.images)) if data is not None else None)
 
 
 # -- the poisoned training set -------------------------------------------------------------------
