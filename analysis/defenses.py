@@ -1,7 +1,8 @@
 """Tables and figures of the training-time defense papers, rebuilt from a trials table.
 
 - ``robustness_table``: rows poisoning rate × defense, columns attack × {ASR, CA} (CBD Table 2).
-- ``comparison_table``: rows attack, one "ACC/ASR" column per defense (PT Table 2).
+- ``comparison_table``: rows attack, one "ACC/ASR" column per defense (PT Table 2), over every
+  defense of the sweep (``sweeps/benchmark.py``: all of them against every attack).
 - ``clean_cost_table``: each defense's accuracy cost on the clean model (no attack).
 - ``isolation_table`` / ``plot_isolation``: isolation precision and recall against the isolation
   ratio, per method (ABL; PT with M′ and with M_s).
@@ -16,10 +17,15 @@ import pandas as pd
 
 from analysis.seeds import ci95, has_replicas
 
-DEFENSE_ORDER = ("no_defense", "abl", "pt", "cbd")
+# no defense; post-training with clean data, data-free; training-time
+DEFENSE_ORDER = ("no_defense", "finetune", "fineprune", "nad", "neural_cleanse", "fst", "dhbe", "clp", "abl", "pt",
+                 "cbd")
+# the training-time papers' names; the post-training defenses keep their method names, as in the
+# DHBE tables (``attack_defense.md``: "dhbe ACC", "finetune ASR")
 DEFENSE_NAMES = {"no_defense": "None", "abl": "ABL", "pt": "PT", "cbd": "CBD"}
 ATTACK_NAMES = {"badnets": "BadNets", "blend": "Blend", "sig": "SIG", "wanet": "WaNet", "trojan": "Trojan",
-                "clean_label": "Clean-label", "input_aware": "Dynamic", "clean": "Clean model"}
+                "clean_label": "Clean-label", "input_aware": "Dynamic", "lf": "LF", "bpp": "BppAttack",
+                "adaptive_blend": "Adaptive-Blend", "refool": "Refool", "clean": "Clean model"}
 RATE_COLUMN = "backdoor_poison_rate"
 
 

@@ -223,14 +223,14 @@ def _training_defense_reports(done: pd.DataFrame, out: Path, sweep: str, points:
                             "isolated_lr", "mi_weight", "val_acc", "val_asr", "acc", "asr")
                 if c in front and front[c].notna().any()]
         _write(out, "pareto", f"Non-dominated on the {split} split ({acc} max, {asr} min): {sweep}", front[cols], paths)
-    training = done[done["method"].isin(defenses.DEFENSE_ORDER)] if len(done) else done
+    training = done[done["method"].isin(defenses.DEFENSE_ORDER)] if len(done) else done  # defenses, not detectors
     if len(training) and _varies(training, defenses.RATE_COLUMN):
         _write(out, "robustness", "ASR and CA (%) per poisoning rate, defense and attack (CBD Table 2)",
                defenses.robustness_table(training), paths)
         defenses.plot_robustness(training, str(out / "robustness.png"), title=f"Robustness: {sweep}")
         paths["robustness_png"] = str(out / "robustness.png")
     if len(training) and _varies(training, "attack") and training["method"].nunique() >= 2:
-        _write(out, "comparison", "ACC/ASR of each training-time defense per attack (PT Table 2)",
+        _write(out, "comparison", "ACC/ASR of each defense per attack (PT Table 2 layout)",
                defenses.comparison_table(training), paths)
     if len(done) and "attack" in done and (done["attack"] == "clean").any():
         _write(out, "clean_cost", "Each defense on the clean model (nothing poisoned): its accuracy cost, in points",

@@ -61,6 +61,7 @@ SMOKE_SETTINGS: Dict[str, Dict[str, Any]] = {
     "cbd": dict(fb_epochs=1, epochs=1),
     "finetune": dict(epochs=2, samples_per_epoch=128),
     "fineprune": dict(epochs=2, samples_per_epoch=128),
+    "fst": dict(epochs=2, samples_per_epoch=128),
     "nad": dict(epochs=2, samples_per_epoch=128),
     "neural_cleanse": dict(epochs=2, samples_per_epoch=128, nc_steps=20),
     "debias": dict(epochs=2),

@@ -1,10 +1,10 @@
 """The attack × defense grid of the DHBE paper's Tables 3 and 6: BadNets, clean-label and Trojan
 attacks at three trigger sizes each, against every defense (fine-tuning, fine-pruning, NAD,
-Neural Cleanse, DHBE).  Every backdoored model is trained once (in parallel, before the trials)
+Neural Cleanse, DHBE, and CLP -- data-free like DHBE).  Every backdoored model is trained once (in parallel, before the trials)
 and reused by every defense.
 
-    python sweeps/attack_defense.py                # digits: 9 attacks × 5 defenses = 45 trials
-    python sweeps/attack_defense.py --smoke-test   # 2 attacks × 5 defenses, tiny trainings
+    python sweeps/attack_defense.py                # digits: 9 attacks × 6 defenses = 54 trials
+    python sweeps/attack_defense.py --smoke-test   # 2 attacks × 6 defenses, tiny trainings
     python sweeps/attack_defense.py --dataset cifar10 --download --gpus-per-trial 0.25
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sweeps.dhbe_lr import dhbe_base  # noqa: E402
 
 ATTACKS = ["badnets", "clean_label", "trojan"]
 SIZES = {"digits": [2, 3, 4], "default": [3, 4, 5]}
-DEFENSES = ["finetune", "fineprune", "nad", "neural_cleanse", "dhbe"]
+DEFENSES = ["finetune", "fineprune", "nad", "neural_cleanse", "dhbe", "clp"]  # CLP: data-free, beside DHBE
 
 
 def build_sweeps(args) -> list:

@@ -12,7 +12,7 @@ from analysis import defenses
 from analysis.__main__ import main as analysis_main
 from analysis.load import load_trials
 from bdray.sweep import run_sweep
-from sweeps import abl_isolation, cbd_poison_rate, defense_comparison, detection, pt_isolation
+from sweeps import abl_isolation, benchmark, cbd_poison_rate, defense_comparison, detection, pt_isolation
 
 pytestmark = pytest.mark.ray
 
@@ -98,6 +98,26 @@ def test_defense_comparison_builds_every_defense_against_every_attack(tmp_path):
             {"backdoor.attack": "wanet"}, {"backdoor.attack": "badnets", "backdoor.poison_rate": 0.0}]}
         assert sweep.base_config.backdoor.poison_rate == 0.08  # SIG can poison at most the target class
     assert not any(tmp_path.iterdir())  # nothing ran
+
+
+def test_benchmark_sweep_puts_old_and_new_methods_in_one_defense_attack_table(smoke_root):
+    """One sweep folder, the "None" row and issue 18's data-free CLP against an old (BadNets) and a new
+    (BppAttack) attack; ``python -m analysis`` builds the defense × attack table from its Parquet.
+    Two cheap defenses keep it CI-sized: every defense is its own Tune run of the same code path
+    (fine-tuning's, FST's, ABL's are the other smokes'); the full grid is the script without flags."""
+    roots = run_script(benchmark, smoke_root, "--attacks", "badnets", "bpp", "--defenses", "no_defense", "clp")
+    assert len(set(roots)) == 1  # every defense's trials land in the same sweep folder
+    trials = load_trials(roots[0])
+    assert sorted(zip(trials["method"], trials["attack"])) == [("clp", "badnets"), ("clp", "bpp"),
+                                                              ("no_defense", "badnets"), ("no_defense", "bpp")]
+    assert (trials["status"] == "TERMINATED").all() and (trials["artifacts_trained"] == 0).all()
+    analysis_main([roots[0]])
+    text = (Path(roots[0]) / "report" / "comparison.md").read_text()
+    for label in ("BadNets", "BppAttack", "Baseline ACC/ASR", "clp ACC/ASR"):
+        assert label in text
+    table = defenses.comparison_table(trials)
+    assert table["attack"].tolist() == ["BadNets", "BppAttack"]
+    assert table.drop(columns=["attack", "dataset"]).map(bool).all().all()  # every cell filled
 
 
 def test_pareto_mask_keeps_exactly_the_non_dominated_trials():

@@ -34,7 +34,8 @@ def smoke_dirs(ray_local, tmp_path_factory):
                               "--compare-lr-max", "0.3"),
         "lambda": run_script(dhbe_lambda, root),
         "trigger_size": run_script(dhbe_trigger_size, root),
-        "attack_defense": run_script(attack_defense, root, "--defenses", "finetune", "dhbe", "--attacks", "badnets",
+        # CLP (data-free, no training) beside fine-tuning: DHBE's trials are the three sweeps above
+        "attack_defense": run_script(attack_defense, root, "--defenses", "finetune", "clp", "--attacks", "badnets",
                                      "clean_label", "trojan", "clean"),
     }
 
@@ -63,26 +64,26 @@ def test_attack_defense_tables_have_the_papers_shape(smoke_dirs):
     assert set(everything["attack"]) == {"badnets", "trojan", "clean"}
     # the clean model (nothing poisoned) is one more "attack": each defense's accuracy cost there
     cost = defenses.clean_cost_table(everything).set_index("defense")
-    assert set(cost.index) == {"finetune", "dhbe"} and (cost["against"] == "the model it started from").all()
+    assert set(cost.index) == {"finetune", "clp"} and (cost["against"] == "the model it started from").all()
     clean = everything[everything["attack"] == "clean"].set_index("method")
     assert (clean["backdoor_poison_rate"] == 0).all() and (clean["teacher_asr"] < 0.2).all()
-    assert cost.loc["dhbe", "ACC cost"] == pytest.approx(100 * (clean.loc["dhbe", "teacher_acc"] - clean.loc["dhbe", "acc"]))
+    assert cost.loc["clp", "ACC cost"] == pytest.approx(100 * (clean.loc["clp", "teacher_acc"] - clean.loc["clp", "acc"]))
     trials = everything[everything["attack"] != "clean"]
-    assert set(trials["method"]) == {"finetune", "dhbe"}
+    assert set(trials["method"]) == {"finetune", "clp"}
     table3 = paper.attack_defense_table(trials)
     assert list(table3["attack"]) == ["badnets 3×3", "trojan 3×3", "Mean"]
     assert list(table3.columns) == ["attack", "backdoored ACC", "backdoored ASR", "finetune ACC", "finetune ASR",
-                                    "dhbe ACC", "dhbe ASR"]
+                                    "clp ACC", "clp ASR"]
     table6 = paper.amplified_table(trials)
     assert list(table6["trigger"]) == ["badnets 3×3", "trojan 3×3", "Mean ASR"]
-    assert list(table6.columns) == ["trigger", "finetune x1", "finetune x4", "finetune x9", "dhbe x1", "dhbe x4",
-                                    "dhbe x9"]
+    assert list(table6.columns) == ["trigger", "finetune x1", "finetune x4", "finetune x9", "clp x1", "clp x4",
+                                    "clp x9"]
     assert table3.drop(columns="attack").notna().all().all()
     analysis_main([smoke_dirs["attack_defense"]])
     from pathlib import Path
 
     text = (Path(smoke_dirs["attack_defense"]) / "report" / "attack_defense.md").read_text()
-    assert "| Mean |" in text and "dhbe ASR" in text
+    assert "| Mean |" in text and "clp ASR" in text
     assert (Path(smoke_dirs["attack_defense"]) / "report" / "amplified.md").exists()
     assert "ACC cost" in (Path(smoke_dirs["attack_defense"]) / "report" / "clean_cost.md").read_text()
 

@@ -86,6 +86,16 @@ def _measure_detection(label: str, *extra: str) -> Callable[[Runs], Dict[str, fl
     return lambda r: {f"{label}.{k}": _m(r, label, k) for k in keys}
 
 
+def _attack_claim(label: str, asr: float, drop: float = 0.02) -> Callable[[Runs], bool]:
+    """The attack implants a backdoor (asr at least ``asr``) at a small accuracy cost."""
+    return lambda r: _alive(r, label) and _m(r, label, "asr") >= asr and _drop(r, label, "clean") <= drop
+
+
+def _measure_attack(label: str) -> Callable[[Runs], Dict[str, float]]:
+    return lambda r: {f"{label}.asr": _m(r, label, "asr"), f"{label}.acc": _m(r, label, "acc"),
+                      "clean.acc": _m(r, "clean", "acc"), f"{label}.acc_drop": _drop(r, label, "clean")}
+
+
 CLAIMS: List[Claim] = [
     Claim("backdoor", "BadNets: asr ≥ 0.95, acc within 2 points of the clean model", ("clean", "backdoor"),
           lambda r: _alive(r, "backdoor") and _m(r, "backdoor", "asr") >= 0.95 and _drop(r, "backdoor", "clean") <= 0.02,
@@ -127,6 +137,24 @@ CLAIMS: List[Claim] = [
                      and _m(r, "strip", "strip_test_fpr") <= 0.05),
           lambda r: {f"strip.{k}": _m(r, "strip", k) for k in ("undefended_asr", "strip_test_tpr", "strip_test_fpr",
                                                                "detection_tpr", "detection_fpr")}),
+    Claim("clp", "CLP (data-free, u = 3): asr ≤ 0.10, acc drop ≤ 3 points", ("backdoor", "clp"),
+          _erasing_claim("clp", 0.10, 0.03), _measure("clp", "acc", "asr", "pruned_channels")),
+    Claim("fst", "FST (2 % clean data): asr ≤ 0.10, acc drop ≤ 3 points", ("backdoor", "fst"),
+          _erasing_claim("fst", 0.10, 0.03), _measure("fst", "acc", "asr")),
+    Claim("lf", "LF (smooth universal perturbation, 10 %): asr ≥ 0.90, acc within 2 points of the clean model",
+          ("clean", "lf"), _attack_claim("lf", 0.90), _measure_attack("lf")),
+    Claim("bpp", "BppAttack (3-bit dithered quantisation + negatives, 10 %): asr ≥ 0.90, acc within 2 points",
+          ("clean", "bpp"), _attack_claim("bpp", 0.90), _measure_attack("bpp")),
+    Claim("refool", "Refool (clean label, 8 %): asr ≥ 0.60, acc within 2 points", ("clean", "refool"),
+          _attack_claim("refool", 0.60), _measure_attack("refool")),
+    Claim("adaptive_blend", "Adaptive-Blend (1 % + 1 % covers): asr ≥ 0.60, acc within 2 points, and both "
+          "Spectral Signatures and Activation Clustering find at most half of its poison (TPR ≤ 0.5)",
+          ("clean", "adaptive_blend", "adaptive_blend_ss", "adaptive_blend_ac"),
+          lambda r: (_attack_claim("adaptive_blend", 0.60)(r) and _m(r, "adaptive_blend_ss", "detection_tpr") <= 0.5
+                     and _m(r, "adaptive_blend_ac", "detection_tpr") <= 0.5),
+          lambda r: {**_measure_attack("adaptive_blend")(r),
+                     **{f"{lab}.{k}": _m(r, lab, k) for lab in ("adaptive_blend_ss", "adaptive_blend_ac")
+                        for k in ("detection_tpr", "detection_auroc")}}),
     Claim("dba", "DBA: equal-opportunity gap (opp) at most half of normal training's, eacc ≥ undersampling's",
           ("dba_normal", "dba_undersampling", "dba"),
           lambda r: (_alive(r, "dba") and _m(r, "dba", "opp") <= 0.5 * _m(r, "dba_normal", "opp")

@@ -20,7 +20,9 @@ KEEP = ("acc", "asr", "asr_x4", "asr_x9", "collapsed", "pred_majority_share", "i
         "isolation_recall", "base_isolation_precision", "mean_weight_poisoned", "mean_weight_clean", "fb_asr", "eacc", "opp", "odds",
         # detectors
         "undefended_asr", "detection_tpr", "detection_fpr", "detection_precision", "detection_auroc", "epsilon_used",
-        "strip_test_tpr", "strip_test_fpr", "strip_test_auroc")
+        "strip_test_tpr", "strip_test_fpr", "strip_test_auroc",
+        # CLP
+        "pruned_channels", "pruned_fraction")
 
 
 def _execute(label: str, method: str, cfg, artifact_root: str, threads: int) -> Dict[str, Any]:

@@ -37,9 +37,11 @@ def _register_builtin() -> None:
                                                                train_activation_clustering)
     from bdray.methods.detection.spectral_signatures import SpectralSignaturesConfig, train_spectral_signatures
     from bdray.methods.detection.strip import STRIPConfig, train_strip
+    from bdray.methods.erasing.clp import CLPConfig, train_clp
     from bdray.methods.erasing.dhbe import DHBEConfig, train_dhbe
     from bdray.methods.erasing.fineprune import FinePruneConfig, train_fineprune
     from bdray.methods.erasing.finetune import FinetuneConfig, train_finetune
+    from bdray.methods.erasing.fst import FSTConfig, train_fst
     from bdray.methods.erasing.nad import NADConfig, train_nad
     from bdray.methods.erasing.neural_cleanse import NeuralCleanseConfig, train_neural_cleanse
     from bdray.methods.erasing.no_defense import NoDefenseConfig, train_no_defense
@@ -60,6 +62,8 @@ def _register_builtin() -> None:
     METHODS.register("finetune", MethodSpec("finetune", FinetuneConfig, train_finetune))
     METHODS.register("fineprune", MethodSpec("fineprune", FinePruneConfig, train_fineprune))
     METHODS.register("nad", MethodSpec("nad", NADConfig, train_nad))
+    METHODS.register("fst", MethodSpec("fst", FSTConfig, train_fst))
+    METHODS.register("clp", MethodSpec("clp", CLPConfig, train_clp))  # data-free, like DHBE
     METHODS.register("neural_cleanse", MethodSpec("neural_cleanse", NeuralCleanseConfig, train_neural_cleanse))
     # training-time defenses: they receive the poisoned training set (PT also the backdoored model)
     METHODS.register("abl", MethodSpec("abl", ABLConfig, train_abl, uses_backdoored_model=False))

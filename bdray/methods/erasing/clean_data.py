@@ -66,10 +66,12 @@ ExtraLoss = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], Tuple[torch.
 def train_on_clean(cfg: ErasingConfig, ctx: RunContext, threat: Threat, model: torch.nn.Module, subset: Split, *,
                    extra_loss: Optional[ExtraLoss] = None, after_step: Optional[Callable[[], None]] = None,
                    extra_metrics: Optional[Dict[str, Any]] = None, report: bool = True,
-                   epochs: Optional[int] = None) -> Dict[str, Any]:
+                   epochs: Optional[int] = None,
+                   lr_factor: Optional[Callable[[float], float]] = None) -> Dict[str, Any]:
     """SGD with cross-entropy on ``subset`` (plus ``extra_loss``) on the engine, evaluated,
     reported and checkpointed each epoch (``report=False``: none of that, e.g. NAD's teacher);
-    resumes from the context's checkpoint.  Returns the last epoch's metrics."""
+    resumes from the context's checkpoint.  The lr is ``cfg.lr`` times ``lr_factor(progress)``
+    (default: ×0.1 at each of ``cfg.lr_milestones``).  Returns the last epoch's metrics."""
     engine = Engine(ctx, cfg, cfg.seed, name=type(cfg).__name__.removesuffix("Config").lower(), report=report)
     model = engine.module("model", model)
     opt = engine.optimizer("optimizer", torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
@@ -92,6 +94,6 @@ def train_on_clean(cfg: ErasingConfig, ctx: RunContext, threat: Threat, model: t
 
     batches = repeated(subset, cfg.samples_per_epoch, cfg.batch_size, crop_padding=cfg.crop_padding,
                        hflip=threat.data.hflip)
-    update = Update(opt, batches, loss, lr=lambda progress: cfg.lr * step_lr_factor(progress, cfg.lr_milestones),
-                    after_step=after_step)
+    factor = lr_factor or (lambda progress: step_lr_factor(progress, cfg.lr_milestones))
+    update = Update(opt, batches, loss, lr=lambda progress: cfg.lr * factor(progress), after_step=after_step)
     return engine.run([Phase("clean", epochs or cfg.epochs, [update], evaluate, training=[model])])
