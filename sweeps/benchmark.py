@@ -16,11 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, default_name, resources, threat_grid  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, default_name, threat_grid  # noqa: E402
 from sweeps.run import cli_errors, run_all  # noqa: E402
-from sweeps.training_defenses import defense_config  # noqa: E402
-from sweeps.dhbe_lr import dhbe_base  # noqa: E402
+from sweeps.training_defenses import defense_grid  # noqa: E402
 
 ATTACKS = ["badnets", "blend", "sig", "wanet", "trojan", "clean_label", "input_aware", "lf", "bpp", "adaptive_blend",
            "refool"]
@@ -35,15 +33,7 @@ def build_sweeps(args) -> list:
     if args.smoke_test:
         attacks = attacks if args.attacks != ATTACKS else SMOKE_ATTACKS
         defenses = defenses if args.defenses != DEFENSES else SMOKE_DEFENSES
-    backdoor = backdoor_config(args)
-    name = default_name("benchmark", args)
-    space = threat_grid(attacks)
-    sweeps = []
-    for defense in defenses:
-        cfg = dhbe_base(args, backdoor) if defense == "dhbe" else defense_config(defense, args, backdoor)
-        sweeps.append(Sweep(name=name, method=defense, base_config=cfg, search_space=space, search="grid",
-                            num_samples=1, **resources(args)))
-    return sweeps
+    return defense_grid(default_name("benchmark", args), defenses, threat_grid(attacks), args, backdoor_config(args))
 
 
 def parse_args(argv=None):

@@ -15,10 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bdray.sweep import Sweep  # noqa: E402
-from bdray.sweep.cli import add_common_args, backdoor_config, default_name, resources, threat_grid  # noqa: E402
+from bdray.sweep.cli import add_common_args, backdoor_config, default_name, threat_grid  # noqa: E402
 from sweeps.run import cli_errors, run_all  # noqa: E402
-from sweeps.training_defenses import TRAINING_DEFENSES, defense_config  # noqa: E402
+from sweeps.training_defenses import TRAINING_DEFENSES, defense_grid  # noqa: E402
 
 ATTACKS = ["badnets", "blend", "sig", "wanet"]
 
@@ -27,8 +26,7 @@ def build_sweeps(args) -> list:
     name = default_name("defense_comparison", args)
     backdoor = backdoor_config(args)
     space = threat_grid(args.attacks)
-    return [Sweep(name=name, method=m, base_config=defense_config(m, args, backdoor), search_space=space,
-                  search="grid", num_samples=1, **resources(args)) for m in args.defenses]
+    return defense_grid(name, args.defenses, space, args, backdoor)
 
 
 def parse_args(argv=None):
