@@ -59,6 +59,7 @@ def reflection_layers(candidates: torch.Tensor, ghost_rate: float, generator: to
 def add_reflections(images: torch.Tensor, layers: torch.Tensor, alpha_b: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
     """Mix image n with reflection layer ``which[n]`` in linear light:
     x' = (α_b·x^γ + (1 − α_b)·r)^(1/γ)."""
+    which = which.to(images.device)
     a = alpha_b.to(images.device, images.dtype)[which].view(-1, 1, 1, 1)
     r = layers.to(images.device, images.dtype)[which]
     return (a * images.clamp(0, 1) ** GAMMA + (1 - a) * r).clamp(0, 1) ** (1 / GAMMA)
@@ -77,7 +78,7 @@ class RefoolTrigger(Trigger):
         self.layers, self.alpha_b = layers, alpha_b
 
     def apply(self, images):
-        return add_reflections(images, self.layers, self.alpha_b, content_index(images, len(self.layers)).cpu())
+        return add_reflections(images, self.layers, self.alpha_b, content_index(images, len(self.layers)))
 
     def state(self):
         return {"layers": self.layers.detach().cpu(), "alpha_b": self.alpha_b.detach().cpu()}
