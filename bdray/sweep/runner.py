@@ -36,7 +36,7 @@ def run_sweep(sweep: Sweep) -> SweepResult:
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
-    from bdray.sweep.searcher import ResumableOptunaSearch, SeedReplicas, nsga2_sampler
+    from bdray.sweep.searcher import PicklableNSGAIISampler, ResumableOptunaSearch, SeedReplicas
 
     t0 = time.time()
     # Tune's experiment state (what a resumed run trusts) is saved at least this often (seconds)
@@ -53,7 +53,7 @@ def run_sweep(sweep: Sweep) -> SweepResult:
         study_storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
         metrics = [m for m, _ in sweep.objectives]
         modes = [m for _, m in sweep.objectives]
-        sampler = (nsga2_sampler(sweep.seed) if sweep.sampler == "nsga2"
+        sampler = (PicklableNSGAIISampler(seed=sweep.seed) if sweep.sampler == "nsga2"
                    else optuna.samplers.TPESampler(seed=sweep.seed))
         searcher = ResumableOptunaSearch(metric=metrics if len(metrics) > 1 else metrics[0],
                                          mode=modes if len(modes) > 1 else modes[0], sampler=sampler,

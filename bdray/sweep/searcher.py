@@ -8,7 +8,7 @@ once.  A driver killed between the two leaves a trial that the study already cou
 that Tune restarts on resume, and telling Optuna about it again raises ``UpdateFinishedTrialError``
 and stops the whole sweep.  Here the study keeps the first, finished record and the repeat is ignored.
 
-``nsga2_sampler``: Optuna's NSGA-II sampler in a form Tune can save with its experiment state
+``PicklableNSGAIISampler``: Optuna's NSGA-II sampler in a form Tune can save with its experiment state
 (Optuna 5.1's holds a thread lock, which does not pickle).
 """
 from __future__ import annotations
@@ -51,9 +51,6 @@ class PicklableNSGAIISampler(optuna.samplers.NSGAIISampler):
             state[name] = threading.RLock() if reentrant else threading.Lock()
         self.__dict__.update(state)
 
-
-def nsga2_sampler(seed: Optional[int]) -> optuna.samplers.BaseSampler:
-    return PicklableNSGAIISampler(seed=seed)
 
 
 class ResumableOptunaSearch(OptunaSearch):
