@@ -18,7 +18,7 @@ import pandas as pd
 from analysis.seeds import ci95, has_replicas
 
 # no defense; post-training with clean data, data-free; training-time
-DEFENSE_ORDER = ("no_defense", "finetune", "fineprune", "nad", "neural_cleanse", "fst", "dhbe", "clp", "abl", "pt",
+DEFENSE_ORDER = ("no_defense", "finetune", "fineprune", "nad", "neural_cleanse", "fst", "anp", "dhbe", "clp", "abl", "pt",
                  "cbd")
 # the training-time papers' names; the post-training defenses keep their method names, as in the
 # DHBE tables (``attack_defense.md``: "dhbe ACC", "finetune ASR")

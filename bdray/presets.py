@@ -66,6 +66,7 @@ SMOKE_SETTINGS: Dict[str, Dict[str, Any]] = {
     "neural_cleanse": dict(epochs=2, samples_per_epoch=128, nc_steps=20),
     "debias": dict(epochs=2),
     "strip": dict(num_perturbations=8),
+    "anp": dict(iterations=20, iters_per_epoch=10),
 }
 
 

@@ -23,7 +23,7 @@ from sweeps.training_defenses import defense_grid  # noqa: E402
 ATTACKS = ["badnets", "blend", "sig", "wanet", "trojan", "clean_label", "input_aware", "lf", "bpp", "adaptive_blend",
            "refool"]
 # no defense; post-training (clean data: FT, FP, NAD, NC, FST; data-free: DHBE, CLP); training-time (ABL, PT, CBD)
-DEFENSES = ["no_defense", "finetune", "fineprune", "nad", "neural_cleanse", "fst", "dhbe", "clp", "abl", "pt", "cbd"]
+DEFENSES = ["no_defense", "finetune", "fineprune", "nad", "neural_cleanse", "fst", "anp", "dhbe", "clp", "abl", "pt", "cbd"]
 SMOKE_ATTACKS = ["badnets", "bpp", "adaptive_blend"]
 SMOKE_DEFENSES = ["no_defense", "finetune", "clp", "abl"]
 

@@ -141,6 +141,9 @@ CLAIMS: List[Claim] = [
           _erasing_claim("clp", 0.10, 0.03), _measure("clp", "acc", "asr", "pruned_channels")),
     Claim("fst", "FST (2 % clean data): asr ≤ 0.10, acc drop ≤ 3 points", ("backdoor", "fst"),
           _erasing_claim("fst", 0.10, 0.03), _measure("fst", "acc", "asr")),
+    # ANP Table 1 (BadNets, ResNet-18): 93.73 / 100 -> 90.20 / 0.45 with 1 % clean data, threshold 0.2
+    Claim("anp", "ANP (1 % clean, ε 0.4, threshold 0.2): asr ≤ 0.10, acc drop ≤ 4 points", ("backdoor", "anp"),
+          _erasing_claim("anp", 0.10, 0.04), _measure("anp", "acc", "asr", "pruned_neurons")),
     Claim("lf", "LF (smooth universal perturbation, 10 %): asr ≥ 0.90, acc within 2 points of the clean model",
           ("clean", "lf"), _attack_claim("lf", 0.90), _measure_attack("lf")),
     Claim("bpp", "BppAttack (3-bit dithered quantisation + negatives, 10 %): asr ≥ 0.90, acc within 2 points",

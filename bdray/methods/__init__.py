@@ -37,6 +37,7 @@ def _register_builtin() -> None:
                                                                train_activation_clustering)
     from bdray.methods.detection.spectral_signatures import SpectralSignaturesConfig, train_spectral_signatures
     from bdray.methods.detection.strip import STRIPConfig, train_strip
+    from bdray.methods.erasing.anp import ANPConfig, train_anp
     from bdray.methods.erasing.clp import CLPConfig, train_clp
     from bdray.methods.erasing.dhbe import DHBEConfig, train_dhbe
     from bdray.methods.erasing.fineprune import FinePruneConfig, train_fineprune
@@ -64,6 +65,7 @@ def _register_builtin() -> None:
     METHODS.register("nad", MethodSpec("nad", NADConfig, train_nad))
     METHODS.register("fst", MethodSpec("fst", FSTConfig, train_fst))
     METHODS.register("clp", MethodSpec("clp", CLPConfig, train_clp))  # data-free, like DHBE
+    METHODS.register("anp", MethodSpec("anp", ANPConfig, train_anp))
     METHODS.register("neural_cleanse", MethodSpec("neural_cleanse", NeuralCleanseConfig, train_neural_cleanse))
     # training-time defenses: they receive the poisoned training set (PT also the backdoored model)
     METHODS.register("abl", MethodSpec("abl", ABLConfig, train_abl, uses_backdoored_model=False))
