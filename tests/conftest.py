@@ -23,3 +23,16 @@ def ray_local():
              runtime_env={"env_vars": {"RAY_TRAIN_V2_ENABLED": "1"}})
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """Some tests set torch's intra-op thread count for the process (bdray.claims' in-process runs do
+    too); put it back after each test, so no test's numbers depend on which tests ran before it
+    (the float reduction order, hence a training run's result, changes with the thread count)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)

@@ -48,8 +48,11 @@ def test_dfad_baseline_is_reported_next_to_dhbe(artifact_root, dhbe_result, teac
     m = dhbe_result.metrics
     print(f"\nDFAD:       acc={dfad['acc']:.4f} asr={dfad['asr']:.4f}   (DHBE asr={m['asr']:.4f})")
     assert set(dfad) >= {"acc", "asr", "asr_cond", "ra", "asr_x4", "asr_x9"}
-    # without the adversarial backdoor regulariser the backdoor survives distillation
-    assert dfad["asr"] > m["asr"] + 0.3
+    # without the adversarial backdoor regulariser more of the backdoor survives distillation. How
+    # much varies with the seed and the float order (threads, torch build): DFAD kept asr 0.91 / 0.50
+    # / 0.77 / 0.44 on seeds 0-3 (1 thread, torch 2.14.1 and 2.15.0 alike) and 0.22 on seed 0 with 2
+    # threads (both builds), against DHBE's 0.00 every time (RESULTS "Seed and build spread")
+    assert dfad["asr"] > m["asr"] + 0.1
 
 
 # Blind baselines as in the DHBE paper's Table 6, at learning rates where they bring the single

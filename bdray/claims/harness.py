@@ -22,7 +22,9 @@ KEEP = ("acc", "asr", "asr_x4", "asr_x9", "collapsed", "pred_majority_share", "i
         "undefended_asr", "detection_tpr", "detection_fpr", "detection_precision", "detection_auroc", "epsilon_used",
         "strip_test_tpr", "strip_test_fpr", "strip_test_auroc",
         # CLP
-        "pruned_channels", "pruned_fraction")
+        "pruned_channels", "pruned_fraction",
+        # ANP
+        "pruned_neurons", "masks_below_half")
 
 
 def _execute(label: str, method: str, cfg, artifact_root: str, threads: int) -> Dict[str, Any]:
