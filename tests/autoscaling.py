@@ -79,6 +79,37 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _parent(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state, past the process name
+
+
+def _descendants(pids: List[int]) -> List[int]:
+    """``pids`` and every process below them.  Ray starts a node's agents with a bare environment
+    (no marker, no node id), so only their parent says which node they belong to."""
+    children: Dict[int, List[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            children.setdefault(_parent(int(entry.name)), []).append(int(entry.name))
+    found, todo = set(pids), list(pids)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return sorted(found)
+
+
+def _opens_under(pid: int, folder: str) -> bool:
+    try:
+        return any(os.readlink(fd).startswith(folder) for fd in Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+
+
 class LocalAutoscalingCluster:
     def __init__(self, launcher_yaml: Path, temp_dir: str, worker_type: str, worker_resources: Dict[str, float],
                  max_workers: int, idle_timeout_minutes: float, system_config: Optional[dict] = None,
@@ -120,23 +151,39 @@ class LocalAutoscalingCluster:
             raise RuntimeError(f"ray start --head failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
 
     def stop(self) -> None:
-        """Kill every process of this cluster (head and workers), nothing else."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
+        """Kill every process of this cluster (head and workers), nothing else.  A node the
+        autoscaler was starting as the head went down can spawn its agents after a pass, so SIGKILL
+        passes repeat until no process of the cluster has been seen for 2 s (orphaned agents left by
+        that race kept using CPU for the rest of the test session)."""
+        sigs = [signal.SIGTERM] + [signal.SIGKILL] * 20
+        quiet_since = None
+        for sig in sigs:
             pids = self._pids()
+            if not pids:
+                quiet_since = quiet_since or time.time()
+                if time.time() - quiet_since >= 2.0:
+                    return
+                time.sleep(0.2)
+                continue
+            quiet_since = None
             for pid in pids:
                 try:
                     os.kill(pid, sig)
                 except ProcessLookupError:
                     pass
-            deadline = time.time() + 5
+            deadline = time.time() + (5 if sig == signal.SIGTERM else 1)
             while self._pids() and time.time() < deadline:
                 time.sleep(0.2)
 
     # -- what runs where -----------------------------------------------------------------
     def _pids(self) -> List[int]:
         own = os.getpid()
-        return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and int(p.name) != own
-                and _environ(int(p.name)).get(MARKER) == self.marker]
+        marked = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and int(p.name) != own
+                  and _environ(int(p.name)).get(MARKER) == self.marker]
+        # agents whose raylet is gone (ppid 1, bare environment) still hold the cluster's log files
+        orphans = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and int(p.name) not in marked
+                   and int(p.name) != own and _opens_under(int(p.name), self.temp_dir)]
+        return marked + orphans
 
     def worker_nodes(self) -> Dict[str, List[int]]:
         """Worker node id -> its live processes (raylet, agents, Ray workers)."""
@@ -155,8 +202,9 @@ class LocalAutoscalingCluster:
         return None
 
     def kill_node(self, node: str) -> int:
-        """SIGKILL every process of one worker node at once, as a spot reclaim ends a machine."""
-        pids = self.worker_nodes().get(node, [])
+        """SIGKILL every process of one worker node at once (its agents too), as a spot reclaim
+        ends a machine."""
+        pids = _descendants(self.worker_nodes().get(node, []))
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
