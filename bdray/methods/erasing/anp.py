@@ -36,7 +36,7 @@ from bdray.config import ConfigError, check_choice, check_number, check_positive
 from bdray.methods.attack.backdoor import BackdoorConfig
 from bdray.methods.attack.threat import Threat, load_threat
 from bdray.methods.common import seed_everything
-from bdray.methods.erasing.clean_data import clean_subset
+from bdray.methods.erasing.clean_data import check_clean_data_fields, clean_subset
 from bdray.metrics import der_columns, evaluate_splits
 from bdray.train import AugmentedTrainSettings, Batch, Engine, EpochInfo, Phase, Update
 from bdray.train.batches import repeated
@@ -64,10 +64,7 @@ class ANPConfig(AugmentedTrainSettings):
 
     def validate(self) -> None:
         super().validate()
-        if not isinstance(self.backdoor, BackdoorConfig):
-            raise ConfigError("backdoor", self.backdoor, "a BackdoorConfig (the attack to erase)")
-        check_number("clean_fraction", self.clean_fraction, low=0.0, high=1.0, low_open=True)
-        check_number("subset_seed", self.subset_seed, low=0, integer=True)
+        check_clean_data_fields(self)
         check_number("eps", self.eps, low=0.0)
         check_positive_int("pgd_steps", self.pgd_steps)
         check_number("alpha", self.alpha, low=0.0, high=1.0)

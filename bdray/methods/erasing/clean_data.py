@@ -39,10 +39,7 @@ class ErasingConfig(AugmentedTrainSettings):
 
     def validate(self) -> None:
         super().validate()
-        if not isinstance(self.backdoor, BackdoorConfig):
-            raise ConfigError("backdoor", self.backdoor, "a BackdoorConfig (the attack to erase)")
-        check_number("clean_fraction", self.clean_fraction, low=0.0, high=1.0, low_open=True)
-        check_number("subset_seed", self.subset_seed, low=0, integer=True)
+        check_clean_data_fields(self)
         check_positive("lr", self.lr)
         check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
         check_non_negative("weight_decay", self.weight_decay)
@@ -50,6 +47,15 @@ class ErasingConfig(AugmentedTrainSettings):
             check_positive_int(name, getattr(self, name))
         for m in self.lr_milestones:
             check_number("lr_milestones", m, low=0.0, high=1.0)
+
+
+def check_clean_data_fields(cfg: Any) -> None:
+    """The fields every defense holding a clean share of the training set has: the attack to erase
+    (``backdoor``), the share (``clean_fraction`` in (0, 1]) and which share (``subset_seed``)."""
+    if not isinstance(cfg.backdoor, BackdoorConfig):
+        raise ConfigError("backdoor", cfg.backdoor, "a BackdoorConfig (the attack to erase)")
+    check_number("clean_fraction", cfg.clean_fraction, low=0.0, high=1.0, low_open=True)
+    check_number("subset_seed", cfg.subset_seed, low=0, integer=True)
 
 
 def clean_subset(train: Split, fraction: float, seed: int) -> Split:
