@@ -53,7 +53,7 @@ def test_perturbation_applies_only_to_perturbed_passes_and_the_inner_step_raises
     plain = wrapped(x)
     assert torch.allclose(plain, net(x), atol=1e-5)  # the plain pass ignores the drawn noise (masks are 1)
     perturbed = F.cross_entropy(wrapped(x, perturbed=True), y)
-    assert float(perturbed) > float(F.cross_entropy(plain, y))
+    assert float(perturbed.detach()) > float(F.cross_entropy(plain, y).detach())
     # the adversarial perturbation hurts more than random ones within the same bound
     randoms = []
     for seed in range(5):
