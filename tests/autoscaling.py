@@ -155,35 +155,40 @@ class LocalAutoscalingCluster:
         autoscaler was starting as the head went down can spawn its agents after a pass, so SIGKILL
         passes repeat until no process of the cluster has been seen for 2 s (orphaned agents left by
         that race kept using CPU for the rest of the test session)."""
-        sigs = [signal.SIGTERM] + [signal.SIGKILL] * 20
-        quiet_since = None
-        for sig in sigs:
-            pids = self._pids()
-            if not pids:
-                quiet_since = quiet_since or time.time()
-                if time.time() - quiet_since >= 2.0:
-                    return
+        self._signal_all(signal.SIGTERM, wait_s=5)
+        quiet_since, give_up = time.time(), time.time() + 30
+        while time.time() < give_up and time.time() - quiet_since < 2.0:
+            if self._signal_all(signal.SIGKILL, wait_s=1):
+                quiet_since = time.time()
+            else:
                 time.sleep(0.2)
-                continue
-            quiet_since = None
-            for pid in pids:
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            deadline = time.time() + (5 if sig == signal.SIGTERM else 1)
-            while self._pids() and time.time() < deadline:
-                time.sleep(0.2)
+
+    def _signal_all(self, sig: int, wait_s: float) -> int:
+        """Send ``sig`` to every process of the cluster, orphaned agents included; wait up to
+        ``wait_s`` for them to go.  How many were signalled."""
+        pids = self._pids() + self._orphans()
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + wait_s
+        while pids and (self._pids() or self._orphans()) and time.time() < deadline:
+            time.sleep(0.2)
+        return len(pids)
 
     # -- what runs where -----------------------------------------------------------------
     def _pids(self) -> List[int]:
         own = os.getpid()
-        marked = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and int(p.name) != own
-                  and _environ(int(p.name)).get(MARKER) == self.marker]
-        # agents whose raylet is gone (ppid 1, bare environment) still hold the cluster's log files
-        orphans = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and int(p.name) not in marked
-                   and int(p.name) != own and _opens_under(int(p.name), self.temp_dir)]
-        return marked + orphans
+        return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and int(p.name) != own
+                and _environ(int(p.name)).get(MARKER) == self.marker]
+
+    def _orphans(self) -> List[int]:
+        """Agents whose raylet is gone (reparented, a bare environment): they still hold the
+        cluster's log files.  Only ``stop`` looks for them (reading every process's open files)."""
+        own = os.getpid()
+        return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and int(p.name) != own
+                and _environ(int(p.name)).get(MARKER) != self.marker and _opens_under(int(p.name), self.temp_dir)]
 
     def worker_nodes(self) -> Dict[str, List[int]]:
         """Worker node id -> its live processes (raylet, agents, Ray workers)."""
