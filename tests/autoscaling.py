@@ -24,7 +24,7 @@ from typing import Dict, List, Optional
 
 import yaml
 
-from tests.ray_nodes import free_port, ray_cli
+from tests.ray_nodes import ensure_auth_token, free_port, ray_cli
 
 MARKER = "BDRAY_LOCAL_CLUSTER"
 NODE_ID_VARIABLE = "RAY_OVERRIDE_NODE_ID_FOR_TESTING"  # how the fake provider names its nodes
@@ -131,6 +131,7 @@ class LocalAutoscalingCluster:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
+        ensure_auth_token(self.env)
         Path(self.temp_dir).mkdir(parents=True, exist_ok=True)
         config_path = Path(self.temp_dir) / "autoscaling_config.yaml"
         config_path.write_text(json.dumps(self.config))
