@@ -67,6 +67,8 @@ SMOKE_SETTINGS: Dict[str, Dict[str, Any]] = {
     "debias": dict(epochs=2),
     "strip": dict(num_perturbations=8),
     "anp": dict(iterations=20, iters_per_epoch=10),
+    "ibau": dict(rounds=2, samples_per_round=200),
+    "rnp": dict(unlearn_epochs=2, recover_epochs=2, samples_per_epoch=128),
 }
 
 

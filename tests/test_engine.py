@@ -153,6 +153,11 @@ FAMILIES = {
     "nad": ({"backdoor": SMALL, "epochs": 3, "teacher_epochs": 1, "samples_per_epoch": 128}, 1),
     # data-free erasing (DHBE: three optimisers, synthetic batches drawn from the epoch's generator)
     "dhbe": ({"backdoor": SMALL, "epochs": 3, "iters_per_epoch": 2, "batch_size": 32, "generator_width": 8}, 1),
+    # adversarial unlearning (I-BAU: a new perturbation each round from the epoch's generator, Adam on
+    # the implicit hypergradient); unlearn-recover-prune (RNP: resumed inside the recovering phase)
+    "ibau": ({"backdoor": SMALL, "rounds": 3, "samples_per_round": 200}, 1),
+    "rnp": ({"backdoor": SMALL, "unlearn_epochs": 2, "clean_threshold": 0.0, "recover_epochs": 2,
+             "samples_per_epoch": 128}, 3),
     # fairness (DBA's trigger training on the attribute data)
     "debias": ({"strategy": "dba", "epochs": 3}, 2),
 }

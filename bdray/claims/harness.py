@@ -23,8 +23,8 @@ KEEP = ("acc", "asr", "asr_x4", "asr_x9", "collapsed", "pred_majority_share", "i
         "strip_test_tpr", "strip_test_fpr", "strip_test_auroc",
         # CLP
         "pruned_channels", "pruned_fraction",
-        # ANP
-        "pruned_neurons", "masks_below_half")
+        # ANP, RNP
+        "pruned_neurons", "masks_below_half", "unlearned_acc", "unlearned_asr")
 
 
 def _execute(label: str, method: str, cfg, artifact_root: str, threads: int) -> Dict[str, Any]:

@@ -19,8 +19,9 @@ BUDGETS = ("smoke", "cpu", "paper")
 # defense label -> method name (every one of them is also run against the clean model)
 DEFENSES = {"dhbe": "dhbe", "dfad": "dhbe", "finetune": "finetune", "fineprune": "fineprune", "nad": "nad",
             "nad_5pct": "nad", "neural_cleanse": "neural_cleanse", "abl": "abl", "pt": "pt", "cbd": "cbd",
-            "clp": "clp", "fst": "fst", "anp": "anp"}
-COST_DEFENSES = ("dhbe", "finetune", "nad_5pct", "neural_cleanse", "abl", "pt", "cbd", "clp", "fst", "anp")
+            "clp": "clp", "fst": "fst", "anp": "anp", "ibau": "ibau", "rnp": "rnp"}
+COST_DEFENSES = ("dhbe", "finetune", "nad_5pct", "neural_cleanse", "abl", "pt", "cbd", "clp", "fst", "anp", "ibau",
+                 "rnp")
 # DBA (a fairness method) runs on attribute data: normal training, undersampling and DBA per seed
 FAIRNESS_RUNS = {"dba_normal": "normal", "dba_undersampling": "undersampling", "dba": "dba"}
 # poisoned-sample detectors: label -> method, and the poisoning rate each runs against where its
