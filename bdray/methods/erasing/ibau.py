@@ -136,10 +136,10 @@ def train_ibau(cfg: IBAUConfig, ctx: RunContext) -> Dict[str, Any]:
     opt = engine.optimizer("optimizer", torch.optim.Adam(model.parameters(), lr=cfg.lr))
     net = unwrap(model)
     radius = cfg.perturbation_rms * math.sqrt(subset.images[0].numel())
-    no_aug = torch.Generator().manual_seed(0)  # unused: no augmentation
-    # the inner loss's batch: the subset's first batch, as the authors' images_list[0]
+    # the inner loss's batch: the subset's first batch, as the authors' images_list[0] (not augmented:
+    # the generator is not drawn from)
     first = torch.arange(min(cfg.batch_size, len(subset)), device=subset.images.device)
-    inner = gather(subset, first, no_aug, 0, False, augmented=False)
+    inner = gather(subset, first, torch.Generator(), 0, False, augmented=False)
     round_state: Dict[str, Any] = {}
     outer_batches = repeated(subset, cfg.samples_per_round, cfg.batch_size, crop_padding=0, hflip=False)
 

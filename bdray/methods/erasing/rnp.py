@@ -122,7 +122,8 @@ def train_rnp(cfg: RNPConfig, ctx: RunContext) -> Dict[str, Any]:
         metrics = evaluate_splits(unwrap(unlearned), threat.data, threat.trigger, threat.target_class)
         # kept (and checkpointed) for the recovering epochs' rows: the unlearned model the masks start from
         engine.state.update(unlearned_acc=metrics["acc"], unlearned_asr=metrics["asr"])
-        return {"unlearned_acc": metrics["acc"], "unlearned_asr": metrics["asr"], **_pruned_metrics(cfg, threat, unwrap(masked), len(subset))}
+        return {"unlearned_acc": metrics["acc"], "unlearned_asr": metrics["asr"],
+                **_pruned_metrics(cfg, threat, unwrap(masked), len(subset))}
 
     def evaluate_recovered(_info: EpochInfo) -> Dict[str, Any]:
         metrics = evaluate_splits(unwrap(masked), threat.data, threat.trigger, threat.target_class)
