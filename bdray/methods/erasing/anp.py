@@ -36,8 +36,7 @@ from bdray.config import ConfigError, check_choice, check_number, check_positive
 from bdray.methods.attack.backdoor import BackdoorConfig
 from bdray.methods.attack.threat import Threat, load_threat
 from bdray.methods.common import seed_everything
-from bdray.methods.erasing.clean_data import check_clean_data_fields, clean_subset
-from bdray.metrics import der_columns, evaluate_splits
+from bdray.methods.erasing.clean_data import check_clean_data_fields, clean_subset, defended_metrics
 from bdray.train import AugmentedTrainSettings, Batch, Engine, EpochInfo, Phase, Update
 from bdray.train.batches import repeated
 from bdray.train.context import RunContext, unwrap
@@ -208,13 +207,11 @@ def train_anp(cfg: ANPConfig, ctx: RunContext) -> Dict[str, Any]:
     return {**metrics, "model": pruned_copy(threat.model, prune)}
 
 
-def anp_metrics(cfg: ANPConfig, threat: Threat, masks: torch.Tensor, clean_samples: int) -> Dict[str, Any]:
-    """The backdoored model pruned by the current masks, evaluated; plus the pruning counts."""
+def anp_metrics(cfg: Any, threat: Threat, masks: torch.Tensor, clean_samples: int) -> Dict[str, Any]:
+    """The backdoored model pruned by the current masks, evaluated; plus the pruning counts.  ``cfg``:
+    any config with ANP's pruning fields (``prune_by``, ``threshold``, ``prune_count``; RNP's too)."""
     prune = neurons_to_prune(masks, cfg.prune_by, cfg.threshold, cfg.prune_count)
-    model = pruned_copy(threat.model, prune)
-    metrics = evaluate_splits(model, threat.data, threat.trigger, threat.target_class, activations=True)
+    metrics = defended_metrics(pruned_copy(threat.model, prune), threat, clean_samples)
     metrics.update(pruned_neurons=int(prune.sum()), pruned_fraction=float(prune.float().mean()),
-                   mask_mean=float(masks.mean()), masks_below_half=int((masks < 0.5).sum()),
-                   clean_samples=clean_samples, teacher_acc=threat.metrics["acc"], teacher_asr=threat.metrics["asr"],
-                   **der_columns(metrics, threat.metrics))
+                   mask_mean=float(masks.mean()), masks_below_half=int((masks < 0.5).sum()))
     return metrics

@@ -65,6 +65,15 @@ def clean_subset(train: Split, fraction: float, seed: int) -> Split:
     return train.subset(order.to(train.images.device))
 
 
+def defended_metrics(model: torch.nn.Module, threat: Threat, clean_samples: int) -> Dict[str, Any]:
+    """A defended model's row: its metrics on the threat's splits (with the activation columns), the
+    clean share it used, the backdoored model's ``teacher_acc`` / ``teacher_asr`` and the DER columns."""
+    metrics = evaluate_splits(model, threat.data, threat.trigger, threat.target_class, activations=True)
+    metrics.update(clean_samples=clean_samples, teacher_acc=threat.metrics["acc"], teacher_asr=threat.metrics["asr"],
+                   **der_columns(metrics, threat.metrics))
+    return metrics
+
+
 # an extra loss term: (its value, named parts to report as epoch means -- device tensors)
 ExtraLoss = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], Tuple[torch.Tensor, Dict[str, torch.Tensor]]]
 
@@ -92,11 +101,7 @@ def train_on_clean(cfg: ErasingConfig, ctx: RunContext, threat: Threat, model: t
         return ce + extra, parts
 
     def evaluate(info: EpochInfo) -> Dict[str, Any]:
-        metrics = evaluate_splits(unwrap(model), threat.data, threat.trigger, threat.target_class, activations=True)
-        metrics.update(extra_metrics or {})
-        metrics.update(clean_samples=len(subset), teacher_acc=threat.metrics["acc"],
-                       teacher_asr=threat.metrics["asr"], **der_columns(metrics, threat.metrics))
-        return metrics
+        return {**defended_metrics(unwrap(model), threat, len(subset)), **(extra_metrics or {})}
 
     batches = repeated(subset, cfg.samples_per_epoch, cfg.batch_size, crop_padding=cfg.crop_padding,
                        hflip=threat.data.hflip)

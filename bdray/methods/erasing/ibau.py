@@ -42,10 +42,9 @@ from torch import nn
 
 from bdray.config import ConfigError, check_number, check_positive, check_positive_int
 from bdray.methods.attack.backdoor import BackdoorConfig
-from bdray.methods.attack.threat import Threat, load_threat
+from bdray.methods.attack.threat import load_threat
 from bdray.methods.common import seed_everything
-from bdray.methods.erasing.clean_data import check_clean_data_fields, clean_subset
-from bdray.metrics import der_columns, evaluate_splits
+from bdray.methods.erasing.clean_data import check_clean_data_fields, clean_subset, defended_metrics
 from bdray.train import Batch, Engine, EpochInfo, Phase, TrainSettings, Update
 from bdray.train.batches import gather, repeated
 from bdray.train.context import RunContext, unwrap
@@ -165,17 +164,8 @@ def train_ibau(cfg: IBAUConfig, ctx: RunContext) -> Dict[str, Any]:
                                   "perturbation_norm": round_state["delta_norm"]}
 
     def evaluate(_info: EpochInfo) -> Dict[str, Any]:
-        metrics = ibau_metrics(threat, net, len(subset))
-        net.eval()
-        return metrics
+        return defended_metrics(net, threat, len(subset))
 
     update = Update(opt, batches, loss, name=None)
     metrics = engine.run([Phase("unlearn", cfg.rounds, [update], evaluate)])
     return {**metrics, "model": net}
-
-
-def ibau_metrics(threat: Threat, model: nn.Module, clean_samples: int) -> Dict[str, Any]:
-    metrics = evaluate_splits(model, threat.data, threat.trigger, threat.target_class, activations=True)
-    metrics.update(clean_samples=clean_samples, teacher_acc=threat.metrics["acc"], teacher_asr=threat.metrics["asr"],
-                   **der_columns(metrics, threat.metrics))
-    return metrics

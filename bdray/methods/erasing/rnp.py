@@ -36,9 +36,9 @@ from bdray.config import check_choice, check_number, check_positive, check_posit
 from bdray.methods.attack.backdoor import BackdoorConfig
 from bdray.methods.attack.threat import load_threat
 from bdray.methods.common import seed_everything
-from bdray.methods.erasing.anp import PRUNE_BY, PerturbedNetwork, neurons_to_prune, pruned_copy
+from bdray.methods.erasing.anp import PRUNE_BY, PerturbedNetwork, anp_metrics, neurons_to_prune, pruned_copy
 from bdray.methods.erasing.clean_data import check_clean_data_fields, clean_subset
-from bdray.metrics import der_columns, evaluate_splits
+from bdray.metrics import evaluate_splits
 from bdray.train import AugmentedTrainSettings, Batch, Engine, EpochInfo, Phase, Update
 from bdray.train.batches import repeated
 from bdray.train.context import RunContext, unwrap
@@ -123,13 +123,13 @@ def train_rnp(cfg: RNPConfig, ctx: RunContext) -> Dict[str, Any]:
         # kept (and checkpointed) for the recovering epochs' rows: the unlearned model the masks start from
         engine.state.update(unlearned_acc=metrics["acc"], unlearned_asr=metrics["asr"])
         return {"unlearned_acc": metrics["acc"], "unlearned_asr": metrics["asr"],
-                **_pruned_metrics(cfg, threat, unwrap(masked), len(subset))}
+                **anp_metrics(cfg, threat, unwrap(masked).mask_values(), len(subset))}
 
     def evaluate_recovered(_info: EpochInfo) -> Dict[str, Any]:
         metrics = evaluate_splits(unwrap(masked), threat.data, threat.trigger, threat.target_class)
         return {"recovered_acc": metrics["acc"], "recovered_asr": metrics["asr"],
                 "unlearned_acc": engine.state["unlearned_acc"], "unlearned_asr": engine.state["unlearned_asr"],
-                **_pruned_metrics(cfg, threat, unwrap(masked), len(subset))}
+                **anp_metrics(cfg, threat, unwrap(masked).mask_values(), len(subset))}
 
     unlearn = Update(unlearn_opt, batches, unlearn_loss, sign=-1.0, name="unlearn_loss",
                      lr=lambda progress: cfg.unlearn_lr * step_lr_factor(progress, (0.5,)))
@@ -143,14 +143,3 @@ def train_rnp(cfg: RNPConfig, ctx: RunContext) -> Dict[str, Any]:
     prune = neurons_to_prune(unwrap(masked).mask_values(), cfg.prune_by, cfg.threshold, cfg.prune_count)
     return {**metrics, "model": pruned_copy(threat.model, prune)}
 
-
-def _pruned_metrics(cfg: RNPConfig, threat, masked: PerturbedNetwork, clean_samples: int) -> Dict[str, Any]:
-    """The backdoored model pruned by the current masks, evaluated: what the run would return now."""
-    masks = masked.mask_values()
-    prune = neurons_to_prune(masks, cfg.prune_by, cfg.threshold, cfg.prune_count)
-    metrics = evaluate_splits(pruned_copy(threat.model, prune), threat.data, threat.trigger, threat.target_class,
-                              activations=True)
-    metrics.update(pruned_neurons=int(prune.sum()), pruned_fraction=float(prune.float().mean()),
-                   mask_mean=float(masks.mean()), clean_samples=clean_samples, teacher_acc=threat.metrics["acc"],
-                   teacher_asr=threat.metrics["asr"], **der_columns(metrics, threat.metrics))
-    return metrics
