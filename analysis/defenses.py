@@ -18,8 +18,8 @@ import pandas as pd
 from analysis.seeds import ci95, has_replicas
 
 # no defense; post-training with clean data, data-free; training-time
-DEFENSE_ORDER = ("no_defense", "finetune", "fineprune", "nad", "neural_cleanse", "fst", "anp", "ibau", "rnp", "dhbe", "clp",
-                 "abl", "pt", "cbd")
+DEFENSE_ORDER = ("no_defense", "finetune", "fineprune", "nad", "neural_cleanse", "fst", "anp", "ibau", "rnp", "sau", "dhbe",
+                 "clp", "abl", "pt", "cbd")
 # the training-time papers' names; the post-training defenses keep their method names, as in the
 # DHBE tables (``attack_defense.md``: "dhbe ACC", "finetune ASR")
 DEFENSE_NAMES = {"no_defense": "None", "abl": "ABL", "pt": "PT", "cbd": "CBD"}

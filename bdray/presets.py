@@ -69,6 +69,7 @@ SMOKE_SETTINGS: Dict[str, Dict[str, Any]] = {
     "anp": dict(iterations=20, iters_per_epoch=10),
     "ibau": dict(rounds=2, samples_per_round=200),
     "rnp": dict(unlearn_epochs=2, recover_epochs=2, samples_per_epoch=128),
+    "sau": dict(rounds=2, samples_per_round=256),
 }
 
 

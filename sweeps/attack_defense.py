@@ -23,7 +23,7 @@ from sweeps.dhbe_lr import dhbe_base  # noqa: E402
 
 ATTACKS = ["badnets", "clean_label", "trojan"]
 SIZES = {"digits": [2, 3, 4], "default": [3, 4, 5]}
-DEFENSES = ["finetune", "fineprune", "nad", "neural_cleanse", "dhbe", "clp", "anp", "ibau", "rnp"]  # CLP: data-free, beside DHBE
+DEFENSES = ["finetune", "fineprune", "nad", "neural_cleanse", "dhbe", "clp", "anp", "ibau", "rnp", "sau"]  # CLP: data-free, beside DHBE
 
 
 def build_sweeps(args) -> list:

@@ -3,7 +3,7 @@ ACC/ASR per attack and defense, and ``attack_defense.md``) over the seed methods
 and issue 18's additions.  Each backdoored model is an attack artifact trained once and shared by
 every defense; the training-time defenses (ABL, PT, CBD) train on the same poisoned data.
 
-    python sweeps/benchmark.py                 # digits: 11 attacks × (13 defenses + none) = 154 trials (hours on 2 cores)
+    python sweeps/benchmark.py                 # digits: 11 attacks × (14 defenses + none) = 165 trials (hours on 2 cores)
     python sweeps/benchmark.py --smoke-test    # 3 attacks × 4 defenses, tiny trainings
     python sweeps/benchmark.py --attacks badnets lf bpp --defenses no_defense clp dhbe abl
     python sweeps/benchmark.py --dataset npz --data-root ../shared/data/cifar10_partial.npz
@@ -22,9 +22,9 @@ from sweeps.training_defenses import defense_grid  # noqa: E402
 
 ATTACKS = ["badnets", "blend", "sig", "wanet", "trojan", "clean_label", "input_aware", "lf", "bpp", "adaptive_blend",
            "refool"]
-# no defense; post-training (clean data: FT, FP, NAD, NC, FST; data-free: DHBE, CLP); training-time (ABL, PT, CBD)
-DEFENSES = ["no_defense", "finetune", "fineprune", "nad", "neural_cleanse", "fst", "anp", "ibau", "rnp", "dhbe", "clp", "abl",
-            "pt", "cbd"]
+# no defense; post-training (clean data: FT, FP, NAD, NC, FST, ANP, I-BAU, RNP, SAU; data-free: DHBE, CLP); training-time (ABL, PT, CBD)
+DEFENSES = ["no_defense", "finetune", "fineprune", "nad", "neural_cleanse", "fst", "anp", "ibau", "rnp", "sau", "dhbe", "clp",
+            "abl", "pt", "cbd"]
 SMOKE_ATTACKS = ["badnets", "bpp", "adaptive_blend"]
 SMOKE_DEFENSES = ["no_defense", "finetune", "clp", "abl"]
 

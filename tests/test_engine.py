@@ -158,6 +158,8 @@ FAMILIES = {
     "ibau": ({"backdoor": SMALL, "rounds": 3, "samples_per_round": 200}, 1),
     "rnp": ({"backdoor": SMALL, "unlearn_epochs": 2, "clean_threshold": 0.0, "recover_epochs": 2,
              "samples_per_epoch": 128}, 3),
+    # shared adversarial unlearning (SAU: a PGD perturbation per batch against a frozen reference model)
+    "sau": ({"backdoor": SMALL, "rounds": 3, "samples_per_round": 256}, 1),
     # fairness (DBA's trigger training on the attribute data)
     "debias": ({"strategy": "dba", "epochs": 3}, 2),
 }

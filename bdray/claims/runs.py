@@ -19,9 +19,10 @@ BUDGETS = ("smoke", "cpu", "paper")
 # defense label -> method name (every one of them is also run against the clean model)
 DEFENSES = {"dhbe": "dhbe", "dfad": "dhbe", "finetune": "finetune", "fineprune": "fineprune", "nad": "nad",
             "nad_5pct": "nad", "neural_cleanse": "neural_cleanse", "abl": "abl", "pt": "pt", "cbd": "cbd",
-            "clp": "clp", "fst": "fst", "anp": "anp", "ibau": "ibau", "rnp": "rnp"}
+            "clp": "clp", "fst": "fst", "anp": "anp", "ibau": "ibau", "rnp": "rnp",
+            "sau": "sau"}
 COST_DEFENSES = ("dhbe", "finetune", "nad_5pct", "neural_cleanse", "abl", "pt", "cbd", "clp", "fst", "anp", "ibau",
-                 "rnp")
+                 "rnp", "sau")
 # DBA (a fairness method) runs on attribute data: normal training, undersampling and DBA per seed
 FAIRNESS_RUNS = {"dba_normal": "normal", "dba_undersampling": "undersampling", "dba": "dba"}
 # poisoned-sample detectors: label -> method, and the poisoning rate each runs against where its

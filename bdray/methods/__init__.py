@@ -46,6 +46,7 @@ def _register_builtin() -> None:
     from bdray.methods.erasing.ibau import IBAUConfig, train_ibau
     from bdray.methods.erasing.nad import NADConfig, train_nad
     from bdray.methods.erasing.rnp import RNPConfig, train_rnp
+    from bdray.methods.erasing.sau import SAUConfig, train_sau
     from bdray.methods.erasing.neural_cleanse import NeuralCleanseConfig, train_neural_cleanse
     from bdray.methods.erasing.no_defense import NoDefenseConfig, train_no_defense
     from bdray.methods.fairness.dba_toy import DBAToyConfig, train_dba_toy
@@ -70,6 +71,7 @@ def _register_builtin() -> None:
     METHODS.register("anp", MethodSpec("anp", ANPConfig, train_anp))
     METHODS.register("ibau", MethodSpec("ibau", IBAUConfig, train_ibau))
     METHODS.register("rnp", MethodSpec("rnp", RNPConfig, train_rnp))
+    METHODS.register("sau", MethodSpec("sau", SAUConfig, train_sau))
     METHODS.register("neural_cleanse", MethodSpec("neural_cleanse", NeuralCleanseConfig, train_neural_cleanse))
     # training-time defenses: they receive the poisoned training set (PT also the backdoored model)
     METHODS.register("abl", MethodSpec("abl", ABLConfig, train_abl, uses_backdoored_model=False))
