@@ -14,9 +14,11 @@ from typing import Dict, Sequence
 import numpy as np
 import pandas as pd
 
+from analysis.defenses import DEFENSE_ORDER
 from analysis.seeds import ci95, has_replicas
 
-METHOD_ORDER = ("finetune", "fineprune", "nad", "neural_cleanse", "dhbe")
+# the defense tables' order (analysis/defenses.py); the DHBE tables' five keep theirs within it
+METHOD_ORDER = tuple(m for m in DEFENSE_ORDER if m != "no_defense")
 
 
 def curve_labels(trials: pd.DataFrame) -> pd.Series:
@@ -52,6 +54,8 @@ def attack_defense_table(trials: pd.DataFrame) -> pd.DataFrame:
         out["backdoored ACC"], out["backdoored ASR"] = backdoored["teacher_acc"], backdoored["teacher_asr"]
     replicas = has_replicas(df)
     for method in _methods(df):
+        if method == "no_defense" and "backdoored ACC" in out:
+            continue  # the backdoored model itself: its columns are already there
         grouped = df[df["method"] == method].groupby("attack_label")[["acc", "asr"]]
         part = grouped.mean() * 100
         out[f"{method} ACC"], out[f"{method} ASR"] = part["acc"], part["asr"]

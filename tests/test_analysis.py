@@ -106,3 +106,16 @@ def test_stability_score_is_the_mean_pairwise_difference():
     # means per lr: 85, 70, 50 (points); pairwise |differences| 15, 35, 20 -> 23.33
     assert row["parameter"] == "lr" and row["values"] == 3
     assert row["acc stability"] == pytest.approx(70 / 3) and row["asr stability"] == pytest.approx(0.0)
+
+
+def test_attack_defense_table_follows_the_defense_order_without_repeating_the_backdoored_model():
+    """A benchmark sweep's Table 3: the columns follow analysis/defenses.DEFENSE_ORDER, and the
+    no-defense trials (the backdoored model itself) are the "backdoored" columns, not a second copy."""
+    from analysis.paper import attack_defense_table
+
+    rows = [{"trial_id": m, "method": m, "attack": "badnets", "dataset": "digits", "acc": 0.9, "asr": 0.1,
+             "teacher_acc": 0.95, "teacher_asr": 1.0, "status": "TERMINATED"}
+            for m in ("sau", "no_defense", "dhbe", "finetune", "cbd")]
+    columns = list(attack_defense_table(pd.DataFrame(rows)).columns)
+    assert columns == ["attack", "backdoored ACC", "backdoored ASR", "finetune ACC", "finetune ASR", "sau ACC",
+                       "sau ASR", "dhbe ACC", "dhbe ASR", "cbd ACC", "cbd ASR"]
