@@ -3,6 +3,7 @@ subset (a fraction of the clean training set, drawn by seed, duplicated up to th
 count) and their one training phase on the engine (``bdray.train``)."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -12,7 +13,8 @@ import torch.nn.functional as F
 from bdray.config import ConfigError, check_non_negative, check_number, check_positive, check_positive_int
 from bdray.data import Split
 from bdray.methods.attack.backdoor import BackdoorConfig
-from bdray.methods.attack.threat import Threat
+from bdray.methods.attack.threat import Threat, load_threat
+from bdray.methods.common import seed_everything
 from bdray.metrics import der_columns, evaluate_splits
 from bdray.train import AugmentedTrainSettings, Batch, Engine, EpochInfo, Phase, Update
 from bdray.train.batches import repeated
@@ -72,6 +74,17 @@ def defended_metrics(model: torch.nn.Module, threat: Threat, clean_samples: int)
     metrics.update(clean_samples=clean_samples, teacher_acc=threat.metrics["acc"], teacher_asr=threat.metrics["asr"],
                    **der_columns(metrics, threat.metrics))
     return metrics
+
+
+def start_purification(cfg: Any, ctx: RunContext, name: str) -> Tuple[Threat, Split, Engine, torch.nn.Module]:
+    """What a clean-data defense that purifies the backdoored model starts from: the threat (the
+    attack artifact, loaded once), the seeded RNG, the defender's clean subset, the engine and a
+    copy of the backdoored model registered on it (create its optimisers after this)."""
+    threat = load_threat(cfg.backdoor, ctx)
+    seed_everything(cfg.seed)
+    subset = clean_subset(threat.data.train, cfg.clean_fraction, cfg.subset_seed)
+    engine = Engine(ctx, cfg, cfg.seed, name=name)
+    return threat, subset, engine, engine.module("model", copy.deepcopy(threat.model))
 
 
 # an extra loss term: (its value, named parts to report as epoch means -- device tensors)

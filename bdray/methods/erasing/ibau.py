@@ -31,7 +31,6 @@ an image's RMS, so a smaller image gets a proportionally smaller ball; images ar
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from typing import Any, Dict, List
@@ -42,10 +41,8 @@ from torch import nn
 
 from bdray.config import ConfigError, check_number, check_positive, check_positive_int
 from bdray.methods.attack.backdoor import BackdoorConfig
-from bdray.methods.attack.threat import load_threat
-from bdray.methods.common import seed_everything
-from bdray.methods.erasing.clean_data import check_clean_data_fields, clean_subset, defended_metrics
-from bdray.train import Batch, Engine, EpochInfo, Phase, TrainSettings, Update
+from bdray.methods.erasing.clean_data import check_clean_data_fields, defended_metrics, start_purification
+from bdray.train import Batch, EpochInfo, Phase, TrainSettings, Update
 from bdray.train.batches import gather, repeated
 from bdray.train.context import RunContext, unwrap
 
@@ -127,11 +124,7 @@ def train_ibau(cfg: IBAUConfig, ctx: RunContext) -> Dict[str, Any]:
     if ctx.world_size > 1:
         raise ConfigError("num_workers", ctx.world_size, "1 (I-BAU differentiates through the model twice, "
                                                          "which DistributedDataParallel does not support)")
-    threat = load_threat(cfg.backdoor, ctx)
-    seed_everything(cfg.seed)
-    subset = clean_subset(threat.data.train, cfg.clean_fraction, cfg.subset_seed)
-    engine = Engine(ctx, cfg, cfg.seed, name="ibau")
-    model = engine.module("model", copy.deepcopy(threat.model))
+    threat, subset, engine, model = start_purification(cfg, ctx, "ibau")
     opt = engine.optimizer("optimizer", torch.optim.Adam(model.parameters(), lr=cfg.lr))
     net = unwrap(model)
     radius = cfg.perturbation_rms * math.sqrt(subset.images[0].numel())

@@ -40,10 +40,8 @@ from torch import nn
 
 from bdray.config import check_choice, check_non_negative, check_positive, check_positive_int
 from bdray.methods.attack.backdoor import BackdoorConfig
-from bdray.methods.attack.threat import load_threat
-from bdray.methods.common import seed_everything
-from bdray.methods.erasing.clean_data import check_clean_data_fields, clean_subset, defended_metrics
-from bdray.train import Batch, Engine, EpochInfo, Phase, TrainSettings, Update
+from bdray.methods.erasing.clean_data import check_clean_data_fields, defended_metrics, start_purification
+from bdray.train import Batch, EpochInfo, Phase, TrainSettings, Update
 from bdray.train.batches import repeated
 from bdray.train.context import RunContext, unwrap
 
@@ -168,11 +166,7 @@ def sau_loss(model, reference: nn.Module, x: torch.Tensor, y: torch.Tensor, delt
 
 
 def train_sau(cfg: SAUConfig, ctx: RunContext) -> Dict[str, Any]:
-    threat = load_threat(cfg.backdoor, ctx)
-    seed_everything(cfg.seed)
-    subset = clean_subset(threat.data.train, cfg.clean_fraction, cfg.subset_seed)
-    engine = Engine(ctx, cfg, cfg.seed, name="sau")
-    model = engine.module("model", copy.deepcopy(threat.model))
+    threat, subset, engine, model = start_purification(cfg, ctx, "sau")
     opt = engine.optimizer("optimizer", torch.optim.Adam(model.parameters(), lr=cfg.lr))
     forward = engine.caller(model)
     net = unwrap(model)
