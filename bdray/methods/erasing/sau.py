@@ -104,17 +104,20 @@ def js_divergence(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tenso
 def shared_adversarial_perturbation(model: nn.Module, reference: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                                     bound: float, step: float, steps: int, init: str = "max",
                                     beta_adv: float = 0.01, beta_shared: float = 1.0,
-                                    generator: Optional[torch.Generator] = None
+                                    generator: Optional[torch.Generator] = None,
+                                    ref_clean_pred: Optional[torch.Tensor] = None
                                     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
     """SAU's shared PGD (the module text, step 1): a per-image δ with ‖δ‖∞ ≤ ``bound`` that fools
     ``model`` and ``reference`` to the same label.  Only δ is differentiated (the models' parameter
-    gradients are untouched).  Returns δ and, from the last step taken, the share of images that
+    gradients are untouched; ``ref_clean_pred``: the reference's clean predictions, when the
+    caller has them).  Returns δ and, from the last step taken, the share of images that
     fool ``model`` and that are shared adversarial examples (device tensors)."""
     with torch.no_grad():
         clean_pred = model(x).argmax(1)
-        ref_clean_pred = reference(x).argmax(1)
+        if ref_clean_pred is None:
+            ref_clean_pred = reference(x).argmax(1)
     n = x.shape[0]
-    delta = initial_perturbation(x, bound, init, generator).clamp(-bound, bound)
+    delta = initial_perturbation(x, bound, init, generator)
     done = torch.zeros((), dtype=torch.bool, device=x.device)
     fooled_share = shared_share = torch.zeros((), device=x.device)
     for _ in range(steps):
@@ -149,12 +152,12 @@ def shared_adversarial_risk(adv_logits: torch.Tensor, ref_adv_pred: torch.Tensor
 
 
 def sau_loss(model, reference: nn.Module, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor,
-             cfg: SAUConfig) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-    """The outer loss (the module text, step 2) on a batch and its perturbation."""
+             ref_clean_pred: torch.Tensor, cfg: SAUConfig) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+    """The outer loss (the module text, step 2) on a batch, its perturbation and the reference's
+    clean predictions."""
     n = x.shape[0]
     logits, adv_logits = model(torch.cat([x, x + delta])).split(n)
     with torch.no_grad():
-        ref_clean_pred = reference(x).argmax(1)
         ref_adv_pred = reference(x + delta).argmax(1)
     potential_poison = (ref_adv_pred != y) & (ref_adv_pred != ref_clean_pred)
     loss_clean = F.cross_entropy(logits, y)
@@ -180,11 +183,13 @@ def train_sau(cfg: SAUConfig, ctx: RunContext) -> Dict[str, Any]:
         yield from batches_of(gen)
 
     def loss(batch: Batch):
+        with torch.no_grad():
+            ref_clean_pred = reference(batch.x).argmax(1)  # once per batch: PGD and the outer loss share it
         delta, pgd = shared_adversarial_perturbation(
             net, reference, batch.x, batch.y, bound=cfg.perturbation_bound, step=cfg.pgd_step,
             steps=cfg.pgd_steps, init=cfg.pgd_init, beta_adv=cfg.beta_adv, beta_shared=cfg.beta_shared,
-            generator=round_state["gen"] if cfg.pgd_init == "random" else None)
-        value, parts = sau_loss(forward, reference, batch.x, batch.y, delta, cfg)
+            generator=round_state["gen"] if cfg.pgd_init == "random" else None, ref_clean_pred=ref_clean_pred)
+        value, parts = sau_loss(forward, reference, batch.x, batch.y, delta, ref_clean_pred, cfg)
         return value, {**parts, **pgd}
 
     def evaluate(_info: EpochInfo) -> Dict[str, Any]:
