@@ -94,12 +94,29 @@ def plot_robustness(trials: pd.DataFrame, path: str, title: str | None = None) -
     plt.close(fig)
 
 
+# a cell whose model sends at least this share of the clean test images to one class says so
+SKEWED_SHARE = 0.5
+SKEW_NOTE = ("\"one class: p %\": the defended model sends p % of the clean test images to one class (mean over "
+             "seed replicas; at ≥ 90 % bdray counts it `collapsed`): its low ASR is no defense.")
+
+
+def _skew_suffix(trials: pd.DataFrame) -> pd.Series:
+    """Per (attack, method): " (one class: p %)" where the mean ``pred_majority_share`` is at least
+    ``SKEWED_SHARE``, else ""."""
+    if "pred_majority_share" not in trials:
+        return pd.Series(dtype=object)
+    share = trials.groupby(["attack", "method"])["pred_majority_share"].mean()
+    return share.map(lambda p: f" (one class: {p:.0%})" if p >= SKEWED_SHARE else "")
+
+
 def comparison_table(trials: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """Rows: attack; one column per defense holding "ACC/ASR" as fractions (the PT paper's style)."""
+    """Rows: attack; one column per defense holding "ACC/ASR" as fractions (the PT paper's style);
+    a cell whose model sends most clean images to one class says so (``SKEW_NOTE``)."""
     attacks = _ordered(trials["attack"], ATTACK_NAMES)
     methods = _ordered(trials["method"], DEFENSE_ORDER)
     grouped = trials.groupby(["attack", "method"])[["acc", "asr"]].mean()
     half = trials.groupby(["attack", "method"])[["acc", "asr"]].agg(ci95) if has_replicas(trials) else None
+    skewed = _skew_suffix(trials)
     rows = []
     for attack in attacks:
         row = {"attack": ATTACK_NAMES.get(attack, attack), "dataset": ", ".join(
@@ -113,6 +130,7 @@ def comparison_table(trials: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
                 else:  # mean ± 95 % CI half-width over the seed replicas
                     acc_h, asr_h = half.loc[(attack, method)]
                     row[f"{label} ACC/ASR"] = f"{acc:.{digits}f}±{acc_h:.{digits}f}/{asr:.{digits}f}±{asr_h:.{digits}f}"
+                row[f"{label} ACC/ASR"] += skewed.get((attack, method), "")
             else:
                 row[f"{label} ACC/ASR"] = ""
         rows.append(row)

@@ -205,8 +205,8 @@ def selection_line(trials: pd.DataFrame) -> str:
     return "Selection split: " + (", ".join(map(str, split)) or "not recorded (a sweep from before `selected_on`)") + "."
 
 
-def _write(out: Path, stem: str, title: str, table: pd.DataFrame, paths: Dict[str, str]) -> None:
-    (out / f"{stem}.md").write_text(f"# {title}\n\n" + markdown_table(table))
+def _write(out: Path, stem: str, title: str, table: pd.DataFrame, paths: Dict[str, str], note: str = "") -> None:
+    (out / f"{stem}.md").write_text(f"# {title}\n\n" + markdown_table(table) + (f"\n{note}\n" if note else ""))
     paths[f"{stem}_md"] = str(out / f"{stem}.md")
 
 
@@ -231,7 +231,7 @@ def _training_defense_reports(done: pd.DataFrame, out: Path, sweep: str, points:
         paths["robustness_png"] = str(out / "robustness.png")
     if len(training) and _varies(training, "attack") and training["method"].nunique() >= 2:
         _write(out, "comparison", "ACC/ASR of each defense per attack (PT Table 2 layout)",
-               defenses.comparison_table(training), paths)
+               defenses.comparison_table(training), paths, note=defenses.SKEW_NOTE)
     if len(done) and "attack" in done and (done["attack"] == "clean").any():
         _write(out, "clean_cost", "Each defense on the clean model (nothing poisoned): its accuracy cost, in points",
                defenses.clean_cost_table(done), paths)

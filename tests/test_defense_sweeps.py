@@ -138,6 +138,11 @@ def test_tables_from_a_hand_made_trials_table():
     assert table.shape == (4, 6)
     assert table.loc[1, "BadNets ASR"] == pytest.approx(2.0) and table.loc[0, "WaNet CA"] == pytest.approx(80.0)
     assert defenses.comparison_table(df).loc[0, "CBD ACC/ASR"] == "0.900/0.020"
+    # a defended model that sends most clean images to one class: its ASR of 0 is no defense, and the cell says so
+    skewed = df.assign(pred_majority_share=np.where(df["method"] == "cbd", 0.62, 0.11))
+    table = defenses.comparison_table(skewed)
+    assert table.loc[0, "CBD ACC/ASR"] == "0.900/0.020 (one class: 62%)"
+    assert table.loc[0, "Baseline ACC/ASR"] == "0.800/1.000"
     iso = pd.DataFrame({"method": ["pt", "pt"], "isolation_ratio": [0.05, 0.1], "isolation_precision": [1.0, 0.9],
                         "isolation_recall": [0.5, 0.9], "base_isolation_precision": [0.4, 0.3],
                         "base_isolation_recall": [0.2, 0.3]})
