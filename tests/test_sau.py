@@ -74,7 +74,7 @@ def test_config_declares_the_authors_defaults_and_rejects_bad_values():
     cfg = get_method("sau").config_cls()
     assert (cfg.clean_fraction, cfg.rounds, cfg.batch_size, cfg.lr, cfg.perturbation_bound, cfg.pgd_steps,
             cfg.pgd_init, cfg.beta_adv, cfg.beta_shared, cfg.lambda_clean, cfg.lambda_adv, cfg.lambda_shared) == \
-        (0.05, 100, 256, 1e-4, 0.2, 5, "max", 0.01, 1.0, 1.0, 0.0, 1.0)
+        (0.05, 100, 256, 1e-4, 0.2, 5, "max", 0.01, 1.0, 1.0, 1.0, 1.0)  # λ2 = 1: the paper's (the code's config: 0)
     with pytest.raises(ConfigError, match="pgd_init"):
         get_method("sau").make_config({"pgd_init": "gaussian"})
     with pytest.raises(ConfigError, match="perturbation_bound"):
@@ -85,17 +85,17 @@ def test_config_declares_the_authors_defaults_and_rejects_bad_values():
 
 @pytest.mark.slow
 def test_sau_removes_a_digits_backdoor_that_clean_steps_alone_leave(artifact_root):
-    """SAU on the BadNets digits model, 10 of its 100 rounds (seed 0: asr 1.0 -> 0.23 at acc 0.987 ->
-    0.982; the claims table, benchmarks/RESULTS.md, has the full runs on 3 seeds): the asr falls far
-    below the backdoored model's at a small cost, and switching the shared adversarial risk off
-    (λ3 = 0: the same Adam steps on the clean cross-entropy; asr 1.0) leaves the backdoor in."""
+    """SAU on the BadNets digits model, 10 of its 100 rounds (the claims table, benchmarks/RESULTS.md,
+    has the full runs on 3 seeds): the asr falls far below the backdoored model's while the accuracy
+    stays near it (mid-way through the rounds it is still recovering), and the same Adam steps on the
+    clean cross-entropy alone (λ2 = λ3 = 0: no shared adversarial examples used) leave the backdoor in."""
     from bdray.runtime import run_local
 
     run = run_local("sau", {"rounds": 10}, device="cpu", artifact_root=artifact_root, verbose=False)
     m = run.metrics
     assert m["teacher_asr"] >= 0.95 and len(run.history) == 10
-    assert m["asr"] <= 0.5 and m["acc"] >= m["teacher_acc"] - 0.03
+    assert m["asr"] <= 0.5 and m["acc"] >= m["teacher_acc"] - 0.05
     assert run.history[0]["potential_poison_share"] > 0 and m["clean_samples"] == round(0.05 * 1347)
-    plain = run_local("sau", {"rounds": 10, "lambda_shared": 0.0}, device="cpu", artifact_root=artifact_root,
-                      verbose=False).metrics
+    plain = run_local("sau", {"rounds": 10, "lambda_adv": 0.0, "lambda_shared": 0.0}, device="cpu",
+                      artifact_root=artifact_root, verbose=False).metrics
     assert plain["asr"] >= m["asr"] + 0.4
