@@ -77,10 +77,11 @@ def backdoor_metrics(pred_clean: torch.Tensor, pred_triggered: torch.Tensor, lab
 
 
 def activation_difference(model: torch.nn.Module, clean: torch.Tensor, triggered: torch.Tensor,
-                          batch_size: int = 1024) -> Dict[str, float]:
+                          batch_size: int | None = None) -> Dict[str, float]:
     """Mean L1/L2 distance between the model's penultimate features (and logits) on clean and
     triggered versions of the same images."""
     sums = dict.fromkeys(ACTIVATION_NAMES, 0.0)
+    batch_size = batch_size or (256 if clean.device.type == "cpu" else 1024)
     with torch.no_grad():
         for start in range(0, len(clean), batch_size):
             fc = model.features(clean[start:start + batch_size])
@@ -109,7 +110,7 @@ def der_columns(metrics: Dict[str, float], before: Dict[str, float]) -> Dict[str
     return out
 
 
-def evaluate_splits(model: torch.nn.Module, data, trigger: Trigger, target: int, batch_size: int = 1024,
+def evaluate_splits(model: torch.nn.Module, data, trigger: Trigger, target: int, batch_size: int | None = None,
                     activations: bool = False) -> Dict[str, float]:
     """``evaluate_backdoor`` on ``data.test``, plus the same metrics as ``val_<name>`` on
     ``data.val`` when the dataset has a validation split (activation differences: test only)."""
@@ -121,7 +122,7 @@ def evaluate_splits(model: torch.nn.Module, data, trigger: Trigger, target: int,
 
 
 def evaluate_backdoor(model: torch.nn.Module, test: Split, trigger: Trigger, target: int,
-                      batch_size: int = 1024, activations: bool = False) -> Dict[str, float]:
+                      batch_size: int | None = None, activations: bool = False) -> Dict[str, float]:
     """All metrics of ``model`` on the clean test split and its triggered copy (eval mode);
     with ``activations`` also the activation differences (``ACTIVATION_NAMES``)."""
     was_training = model.training

@@ -2,7 +2,9 @@
 
 A family is picked from the images' shape (channels, side): the embedded 16×16 digits, 28×28 grey
 digits (MNIST-like), 32×32 colour (CIFAR-like), 64×64 faces.  Each entry sets the attack model's
-training (model, epochs, batch, lr, crop) for a CPU budget and for the papers' budget.  The method
+training (model, epochs, batch, lr, crop) for a CPU budget, for the papers' budget, and for the
+papers' regime on a CPU (``paper-cpu``: the papers' small model and clean counts, epochs cut to what
+2 cores train in about half an hour).  The method
 defaults themselves (DHBE, ABL, PT, CBD, ...) are the papers' where they hold and are documented in
 the README where they differ; ``METHOD_PRESETS`` holds the few method fields that have to change
 with the data at the CPU budget, ``PAPER_SETTINGS`` each paper's own settings (the paper budget)
@@ -19,7 +21,11 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
     "grey28": {"cpu": {"model": "small_cnn", "epochs": 20, "batch_size": 128, "lr": 0.05, "crop_padding": 2},
                "paper": {"model": "small_cnn", "epochs": 20, "batch_size": 128, "lr": 0.05, "crop_padding": 2}},
     "colour32": {"cpu": {"model": "small_cnn", "epochs": 20, "batch_size": 128, "lr": 0.05, "crop_padding": 2},
-                 "paper": {"model": "resnet18", "epochs": 100, "batch_size": 128, "lr": 0.1, "crop_padding": 4}},
+                 "paper": {"model": "resnet18", "epochs": 100, "batch_size": 128, "lr": 0.1, "crop_padding": 4},
+                 # NAD's and ABL's WRN-16-1 with the papers' lr and augmentation; 20 epochs of a cosine
+                 # schedule instead of 100: 70 s of training an epoch on 50,000 images on 2 cores
+                 # (RESULTS "The papers' regime on a CPU"), and above 80 % clean accuracy
+                 "paper-cpu": {"model": "wrn_16_1", "epochs": 20, "batch_size": 128, "lr": 0.1, "crop_padding": 4}},
     "faces64": {"cpu": {"model": "resnet9", "epochs": 20, "batch_size": 128, "lr": 0.05, "crop_padding": 4},
                 "paper": {"model": "resnet9", "epochs": 100, "batch_size": 128, "lr": 0.1, "crop_padding": 4}},
 }
@@ -35,6 +41,16 @@ METHOD_PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
     "digits16": {"dhbe": {"trigger_gen_size": 3, "lambda_abr": 1.0}},
     "colour32": {"pt": {"partial_epochs": 10}},
     "faces64": {"pt": {"partial_epochs": 10}},
+}
+
+
+# method -> the share of the training set its paper's defender holds clean, at the "paper-cpu"
+# budget (on CIFAR-10's 50,000: NAD, fine-tuning, fine-pruning, Neural Cleanse, SAU and STRIP 5 % =
+# 2,500 images; I-BAU 5,000 = 10 %; ANP and RNP 1 % = 500; FST 2 % = 1,000).  The rule is the
+# papers' count relative to their training set, so a smaller dataset gets proportionally fewer.
+PAPER_CLEAN_SHARES: Dict[str, float] = {
+    "finetune": 0.05, "fineprune": 0.05, "nad": 0.05, "neural_cleanse": 0.05, "sau": 0.05, "strip": 0.05,
+    "ibau": 0.10, "anp": 0.01, "rnp": 0.01, "fst": 0.02,
 }
 
 
@@ -73,12 +89,17 @@ SMOKE_SETTINGS: Dict[str, Dict[str, Any]] = {
 }
 
 
-def method_preset(method: str, dataset: str, data_root: str | None = None, budget: str = "cpu") -> Dict[str, Any]:
+def method_preset(method: str, dataset: str, data_root: str | None = None, budget: str = "cpu",
+                  image_size: int | None = None) -> Dict[str, Any]:
     """The fields the preset table sets for ``method`` on a dataset at ``budget``: the paper's
-    settings at the paper budget, else the data family's ``METHOD_PRESETS`` fields."""
+    settings at the paper budget, else the data family's ``METHOD_PRESETS`` fields (and at
+    ``paper-cpu`` the paper's clean share, ``PAPER_CLEAN_SHARES``)."""
     if budget == "paper":
         return dict(PAPER_SETTINGS.get(method, {}))
-    return dict(METHOD_PRESETS.get(family_of(image_shape_of(dataset, data_root)), {}).get(method, {}))
+    fields = dict(METHOD_PRESETS.get(family_of(image_shape_of(dataset, data_root, image_size)), {}).get(method, {}))
+    if budget == "paper-cpu" and method in PAPER_CLEAN_SHARES:
+        fields["clean_fraction"] = PAPER_CLEAN_SHARES[method]
+    return fields
 
 
 def method_config(method: str, backdoor=None, budget: str = "cpu", smoke: bool = False, **values: Any):
@@ -92,7 +113,8 @@ def method_config(method: str, backdoor=None, budget: str = "cpu", smoke: bool =
         budget, smoke = "cpu", True
     fields: Dict[str, Any] = {}
     if backdoor is not None:
-        fields.update(backdoor=backdoor, **method_preset(method, backdoor.dataset, backdoor.data_root, budget))
+        fields.update(backdoor=backdoor, **method_preset(method, backdoor.dataset, backdoor.data_root, budget,
+                                                                    backdoor.image_size))
     elif budget == "paper":
         fields.update(PAPER_SETTINGS.get(method, {}))
     if smoke:
@@ -100,39 +122,35 @@ def method_config(method: str, backdoor=None, budget: str = "cpu", smoke: bool =
     return cls(**{**fields, **values})
 
 
-# Budgets: "cpu" (the methods' CPU-sized defaults), "paper" (each paper's settings); "auto" = cpu
-# for the embedded digits and a user's own npz, paper for the torchvision datasets (cifar10, ...)
-CPU_BY_DEFAULT = ("digits", "npz", "digits_biased")
+# Budgets: "cpu" (the methods' CPU-sized defaults), "paper" (each paper's settings), "paper-cpu"
+# (the papers' model and clean counts, CPU-sized epochs); "auto" = cpu for the embedded digits and a
+# user's own files (npz, folder), paper for the torchvision datasets (cifar10, ...)
+BUDGETS = ("auto", "cpu", "paper", "paper-cpu", "smoke")
+CPU_BY_DEFAULT = ("digits", "npz", "folder", "digits_biased")
 
 
 def resolve_budget(dataset: str, budget: str = "auto") -> str:
-    if budget not in ("auto", "cpu", "paper", "smoke"):
+    if budget not in BUDGETS:
         from bdray.config import ConfigError
 
-        raise ConfigError("budget", budget, "one of auto, cpu, paper, smoke")
+        raise ConfigError("budget", budget, f"one of {', '.join(BUDGETS)}")
     if budget != "auto":
         return budget
     return "cpu" if dataset in CPU_BY_DEFAULT else "paper"
 
 
-def image_shape_of(dataset: str, data_root: str | None = None) -> Tuple[int, int, int]:
-    """(C, H, W) of a dataset's images without loading it: the known shapes, or the header of an npz
-    file's ``x_train`` (or ``x``) array."""
-    from bdray.data import KNOWN_SHAPES
+def image_shape_of(dataset: str, data_root: str | None = None, image_size: int | None = None) -> Tuple[int, int, int]:
+    """(C, H, W) of a dataset's images without loading it: the known shapes, the header of an npz
+    file's ``x_train`` (or ``x``) array, or a class-folder dataset's cached summary."""
+    from bdray.data import dataset_shape
 
-    if dataset in KNOWN_SHAPES:
-        return KNOWN_SHAPES[dataset][0]
-    if dataset != "npz" or not data_root:
-        from bdray.config import ConfigError
+    if dataset not in ("npz", "folder") or data_root:
+        known = dataset_shape(dataset, data_root, image_size)
+        if known is not None:
+            return tuple(known[0])
+    from bdray.config import ConfigError
 
-        raise ConfigError("dataset", dataset, "a dataset of known shape, or npz with --data-root")
-    from bdray.data.files import npz_array_shapes
-
-    shapes = npz_array_shapes(data_root)  # a missing file is a ConfigError naming data_root
-    shape = shapes["x_train"] if "x_train" in shapes else shapes["x"]
-    if len(shape) == 3:
-        return (1, shape[1], shape[2])
-    return (shape[3], shape[1], shape[2])
+    raise ConfigError("dataset", dataset, "a dataset of known shape, or npz / folder with --data-root")
 
 
 def family_of(image_shape: Tuple[int, int, int]) -> str:
@@ -149,17 +167,18 @@ def family_of(image_shape: Tuple[int, int, int]) -> str:
 
 
 def backdoor_preset(image_shape: Tuple[int, int, int], budget: str = "cpu") -> Tuple[str, Dict[str, Any]]:
-    """``(family, BackdoorConfig fields)`` for images of ``image_shape`` at ``budget`` (cpu|paper;
-    a smoke budget uses the cpu preset)."""
+    """``(family, BackdoorConfig fields)`` for images of ``image_shape`` at ``budget`` (cpu, paper,
+    paper-cpu; a smoke budget uses the cpu preset, a family without a paper-cpu entry its cpu one)."""
     family = family_of(image_shape)
-    return family, dict(PRESETS[family]["paper" if budget == "paper" else "cpu"])
+    table = PRESETS[family]
+    return family, dict(table.get(budget, table["cpu"]) if budget in ("paper", "paper-cpu") else table["cpu"])
 
 
 def preset_for(dataset: str, data_root: str | None = None, budget: str = "cpu",
-               model: str | None = None) -> Tuple[str, Dict[str, Any]]:
+               model: str | None = None, image_size: int | None = None) -> Tuple[str, Dict[str, Any]]:
     """``(family, BackdoorConfig fields)`` of a dataset at ``budget`` (resolved: cpu|paper|smoke),
     without loading it; ``model`` overrides the preset's."""
-    family, values = backdoor_preset(image_shape_of(dataset, data_root), budget)
+    family, values = backdoor_preset(image_shape_of(dataset, data_root, image_size), budget)
     if model:
         values["model"] = model
     return family, values
@@ -167,6 +186,9 @@ def preset_for(dataset: str, data_root: str | None = None, budget: str = "cpu",
 
 def describe(family: str, values: Dict[str, Any], budget: str = "cpu") -> str:
     shown = ", ".join(f"{k}={v}" for k, v in values.items()) or "BackdoorConfig defaults"
-    methods = METHOD_PRESETS.get(family, {}) if budget != "paper" else {}
+    methods = {m: dict(f) for m, f in METHOD_PRESETS.get(family, {}).items()} if budget != "paper" else {}
+    if budget == "paper-cpu":
+        for m, share in PAPER_CLEAN_SHARES.items():
+            methods.setdefault(m, {})["clean_fraction"] = share
     extra = "".join(f"; {m}: " + ", ".join(f"{k}={v}" for k, v in fields.items()) for m, fields in methods.items())
     return f"preset '{family}': {shown}{extra}"

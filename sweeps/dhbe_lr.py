@@ -49,7 +49,7 @@ def build_sweeps(args) -> list:
                     search_space={"student_lr": tune.loguniform(args.lr_min, args.lr_max)},
                     num_samples=num_samples(args), **res)]
     if args.compare:
-        default_lo, default_hi = COMPARE_LR[budget(args)]
+        default_lo, default_hi = COMPARE_LR.get(budget(args), COMPARE_LR["cpu"])
         lo = default_lo if args.compare_lr_min is None else args.compare_lr_min
         hi = default_hi if args.compare_lr_max is None else args.compare_lr_max
         small = args.smoke_test  # smoke: 2 lrs, 1 subset, 1 fraction unless given explicitly

@@ -38,8 +38,8 @@ def test_latent_detectors_find_a_small_badnets_poison(artifact_root, method):
     assert m["detection_tpr"] >= 0.8 and m["detection_auroc"] >= 0.9, m
     if method == "activation_clustering":
         assert m["detection_fpr"] <= 0.15
-    else:  # the paper's rule flags 1.5 ε of every class: the FPR is what that costs
-        assert m["epsilon_used"] == pytest.approx(0.088, abs=0.02) and m["detection_fpr"] <= 0.2
+    else:  # the paper's rule flags 1.5 ε of every class (ε the defender's bound): the FPR is its cost
+        assert m["epsilon_used"] == 0.1 and m["detection_fpr"] <= 0.2
 
 
 def test_strip_rejects_triggered_inputs_at_low_false_rejection(artifact_root):

@@ -10,12 +10,15 @@ from bdray.config import ConfigError
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m bdray.claims", description=__doc__)
     p.add_argument("--dataset", default="digits", help="digits (embedded), npz, mnist, cifar10, ...")
-    p.add_argument("--data-root", default=None, help="the .npz file for --dataset npz")
+    p.add_argument("--data-root", default=None, help="the .npz file for --dataset npz; a folder or archive of "
+                                                     "train/<class>/* and test/<class>/* for --dataset folder")
+    p.add_argument("--image-size", type=int, default=None, help="--dataset folder: resize every image to N×N")
     p.add_argument("--download", action="store_true")
     p.add_argument("--model", default=None, help="override the preset's model")
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (attack and defense)")
     p.add_argument("--methods", nargs="*", default=None, help="defense labels (default: all)")
-    p.add_argument("--budget", choices=("smoke", "cpu", "paper"), default="cpu")
+    p.add_argument("--budget", choices=("smoke", "cpu", "paper", "paper-cpu"), default="cpu",
+                   help="paper-cpu: the papers' model (32×32 colour: WRN-16-1) and clean counts, CPU-sized epochs")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local: one run after another in this process; ray: each run a Ray task")
     p.add_argument("--attribute-dataset", default="digits_biased",
@@ -35,9 +38,10 @@ def main(argv=None) -> int:
 
     args = parse_args(argv)
     try:
-        family, preset = preset_for(args.dataset, args.data_root, args.budget, args.model)
+        family, preset = preset_for(args.dataset, args.data_root, args.budget, args.model, args.image_size)
         print(f"{args.dataset} ({args.budget} budget): {describe(family, preset, args.budget)}")
-        backdoor = BackdoorConfig(dataset=args.dataset, data_root=args.data_root, download=args.download, **preset)
+        backdoor = BackdoorConfig(dataset=args.dataset, data_root=args.data_root, download=args.download,
+                                  image_size=args.image_size, **preset)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

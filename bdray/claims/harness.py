@@ -65,8 +65,9 @@ def run_claims(backdoor, seeds: List[int], budget: str, out_dir: str, methods: O
     log(f"claims: {len(todo)} runs ({len(todo) - len(pending)} already done"
         + (f", {stale} rerun because their config changed" if stale else "")
         + f") on {backdoor.dataset}, seeds {seeds}, budget {budget}, executor {executor}")
-    # the clean and backdoored models first: every defense of a seed reuses them
-    pending.sort(key=lambda p: (p[1] not in ("clean", "backdoor"), p[0]))
+    # seed by seed, the backdoored model first (every defense of the seed reuses it) and the clean
+    # model last, so that an interrupted long run has whole seeds done (and reuses them when rerun)
+    pending.sort(key=lambda p: (p[0], p[1] != "backdoor", p[1] == "clean"))
     t0 = time.time()
     if executor == "ray":
         import ray

@@ -15,7 +15,7 @@ from bdray.methods.erasing.no_defense import NoDefenseConfig
 from bdray.methods.fairness.debias import DebiasConfig
 from bdray.presets import method_config
 
-BUDGETS = ("smoke", "cpu", "paper")
+BUDGETS = ("smoke", "cpu", "paper", "paper-cpu")
 # defense label -> method name (every one of them is also run against the clean model)
 DEFENSES = {"dhbe": "dhbe", "dfad": "dhbe", "finetune": "finetune", "fineprune": "fineprune", "nad": "nad",
             "nad_5pct": "nad", "neural_cleanse": "neural_cleanse", "abl": "abl", "pt": "pt", "cbd": "cbd",
@@ -55,7 +55,10 @@ def defense_config(label: str, backdoor: BackdoorConfig, budget: str, seed: int)
     """The config of defense ``label`` against ``backdoor`` at ``budget``."""
     if label not in DEFENSES:
         raise ConfigError("methods", label, f"one of {sorted(DEFENSES)}")
-    return method_config(DEFENSES[label], backdoor, budget, seed=seed, **LABEL_FIELDS.get(label, {}))
+    fields = dict(LABEL_FIELDS.get(label, {}))
+    if budget == "paper-cpu":  # the paper's clean count (presets.PAPER_CLEAN_SHARES), not the label's
+        fields.pop("clean_fraction", None)
+    return method_config(DEFENSES[label], backdoor, budget, seed=seed, **fields)
 
 
 def fairness_config(strategy: str, budget: str, seed: int, attributes: Optional[Dict[str, Any]] = None) -> DebiasConfig:

@@ -39,9 +39,21 @@ def augmented_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: in
         yield to_float(augment(images[idx], crop_padding=crop_padding, hflip=hflip, generator=generator)), labels[idx]
 
 
-def batched_logits(model: torch.nn.Module, images_float: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+def batched_logits(model: torch.nn.Module, images_float: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """``model``'s logits of every image, in batches (no gradients).  ``batch_size`` None: 256 on
+    a CPU, where larger batches fall out of the caches (a WRN-16-1 forward pass on 2 cores: 750
+    img/s at 1024, 2,100 at 128-256), 1024 on an accelerator.  Batches follow the model's memory
+    format (channels_last weights get channels_last inputs)."""
+    if batch_size is None:
+        batch_size = 256 if images_float.device.type == "cpu" else 1024
+    weight = next((p for p in model.parameters() if p.dim() == 4), None)
+    channels_last = (weight is not None and not weight.is_contiguous()
+                     and weight.is_contiguous(memory_format=torch.channels_last))
     outs = []
     with torch.no_grad():
         for start in range(0, len(images_float), batch_size):
-            outs.append(model(images_float[start:start + batch_size]))
+            chunk = images_float[start:start + batch_size]
+            if channels_last:
+                chunk = chunk.contiguous(memory_format=torch.channels_last)
+            outs.append(model(chunk))
     return torch.cat(outs)

@@ -8,7 +8,7 @@ import torch
 
 from bdray.attacks.specs import ATTACKS, attack_params
 from bdray.config import ConfigError, check_choice
-from bdray.data import DATASETS, KNOWN_SHAPES
+from bdray.data import DATASETS, dataset_shape
 from bdray.models import MODELS
 
 
@@ -19,15 +19,18 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def validate_threat(dataset: str, model: str, attack: str, params: dict, target_class: int) -> None:
+def validate_threat(dataset: str, model: str, attack: str, params: dict, target_class: int,
+                    data_root: str | None = None, image_size: int | None = None) -> None:
     """Names exist, attack parameters are valid, the trigger fits the images and the target class
-    exists -- checked from the dataset's known shape without loading any data."""
+    exists -- checked from the dataset's known shape (a class-folder dataset's cached summary)
+    without loading any tensors."""
     check_choice("dataset", dataset, DATASETS.names())
     check_choice("model", model, MODELS.names())
     check_choice("attack", attack, ATTACKS.names())
     spec = attack_params(attack, params)
-    if dataset in KNOWN_SHAPES:
-        shape, num_classes = KNOWN_SHAPES[dataset]
+    known = dataset_shape(dataset, data_root, image_size) if dataset != "npz" else None
+    if known is not None:
+        shape, num_classes = known
         spec.check_fits(shape)
         if not 0 <= target_class < num_classes:
             raise ConfigError("target_class", target_class,

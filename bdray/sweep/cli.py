@@ -14,7 +14,10 @@ def add_common_args(parser: argparse.ArgumentParser, default_samples: int = 6) -
     """The run flags plus the attack flags (dataset, model, attack, poisoning)."""
     add = parser.add_argument
     add("--dataset", default="digits", help="digits (embedded), mnist, cifar10, cifar100, gtsrb, npz")
-    add("--data-root", default=None, help="data folder (or the .npz file for --dataset npz)")
+    add("--data-root", default=None, help="data folder; the .npz file for --dataset npz; for --dataset folder a "
+                                           "folder or .tar/.tar.gz/.zip archive of train/<class>/* and test/<class>/*")
+    add("--image-size", type=int, default=None, help="--dataset folder: resize every image to N×N (for images of "
+                                                     "mixed sizes)")
     add("--download", action="store_true", help="let torchvision download the dataset")
     add("--model", default=None, help="small_cnn, resnet18, preact_resnet18, wrn_16_1")
     add("--attack", default="badnets", help="badnets, blend, sig, wanet, trojan, clean_label")
@@ -24,9 +27,10 @@ def add_common_args(parser: argparse.ArgumentParser, default_samples: int = 6) -
     add("--val-fraction", type=float, default=0.1,
         help="share of the training data held out as the validation split (never trained on): every method "
              "reports val_* metrics there and the search chooses on them; 0 = none (choose on the test split)")
-    add("--budget", choices=("auto", "cpu", "paper"), default="auto",
-        help="cpu: the methods' CPU-sized defaults; paper: the papers' settings; auto: cpu for digits and npz "
-             "files, paper for the torchvision datasets (bdray/presets.py, printed before training)")
+    add("--budget", choices=("auto", "cpu", "paper", "paper-cpu"), default="auto",
+        help="cpu: the methods' CPU-sized defaults; paper: the papers' settings; paper-cpu: the papers' model "
+             "and clean counts with CPU-sized epochs (32×32 colour: WRN-16-1); auto: cpu for digits, npz and "
+             "folder data, paper for the torchvision datasets (bdray/presets.py, printed before training)")
     return add_run_args(parser, default_samples)
 
 
@@ -83,12 +87,14 @@ def backdoor_config(args, **overrides: Any) -> BackdoorConfig:
     image shape and budget; printed)."""
     from bdray.presets import describe, preset_for
 
-    family, preset = preset_for(args.dataset, args.data_root, budget(args), args.model)
+    family, preset = preset_for(args.dataset, args.data_root, budget(args), args.model,
+                                getattr(args, "image_size", None))
     print(f"{args.dataset} ({budget(args)} budget): {describe(family, preset, budget(args))}")
     params = {"trigger_size": args.trigger_size} if args.trigger_size else {}
     values = {**preset, "dataset": args.dataset, "data_root": args.data_root, "download": args.download,
               "attack": args.attack, "attack_params": params, "poison_rate": args.poison_rate,
-              "target_class": args.target_class, "val_fraction": getattr(args, "val_fraction", 0.0)}
+              "target_class": args.target_class, "val_fraction": getattr(args, "val_fraction", 0.0),
+              "image_size": getattr(args, "image_size", None)}
     if args.smoke_test:
         values.update(epochs=4, batch_size=64)
     values.update(overrides)
@@ -97,15 +103,17 @@ def backdoor_config(args, **overrides: Any) -> BackdoorConfig:
 
 def dataset_tag(dataset: str, data_root: str | None = None) -> str:
     """What a default sweep name says about the data: the dataset name, and for a file of one's own
-    (``npz``) its stem plus a short digest of its resolved path, so two files never share a sweep."""
-    if dataset != "npz" or not data_root:
+    (``npz``, ``folder``) its stem plus a short digest of its resolved path, so two never share a sweep."""
+    if dataset not in ("npz", "folder") or not data_root:
         return dataset
     import hashlib
     import os
 
     path = os.path.abspath(os.path.expanduser(data_root))
-    stem = "".join(c if c.isalnum() else "_" for c in os.path.splitext(os.path.basename(path))[0])[:24]
-    return f"npz_{stem}_{hashlib.sha256(path.encode()).hexdigest()[:6]}"
+    base = os.path.basename(path)
+    base = os.path.splitext(base)[0] if dataset == "npz" else base.split(".")[0]  # x.tar.gz -> x
+    stem = "".join(c if c.isalnum() else "_" for c in base)[:24]
+    return f"{dataset}_{stem}_{hashlib.sha256(path.encode()).hexdigest()[:6]}"
 
 
 def default_name(stem: str, args, dataset: str | None = None) -> str:

@@ -13,7 +13,7 @@ import torch
 
 from bdray.attacks import attack_params
 from bdray.attacks.specs import Trigger
-from bdray.config import (check_choice, check_non_negative, check_number, check_positive, check_positive_int, check_rate,
+from bdray.config import (ConfigError, check_choice, check_non_negative, check_number, check_positive, check_positive_int, check_rate,
                           keyed_when_set)
 from bdray.data import Dataset, Split, to_float
 from bdray.methods.common import validate_threat
@@ -45,6 +45,8 @@ class BackdoorConfig(AugmentedTrainSettings):
     # share of the training split held out (never trained on, by the attack or any defense) as the
     # validation split that every method also reports ``val_*`` metrics on; sweeps choose on those
     val_fraction: float = keyed_when_set(0.0)
+    # class-folder data only (dataset "folder"): every image resized to image_size × image_size
+    image_size: Optional[int] = keyed_when_set(None)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -62,7 +64,11 @@ class BackdoorConfig(AugmentedTrainSettings):
         return super().replace(**changes)
 
     def validate(self) -> None:
-        validate_threat(self.dataset, self.model, self.attack, self.attack_params, self.target_class)
+        if self.image_size is not None and self.dataset != "folder":
+            raise ConfigError("image_size", self.image_size, "None unless dataset is folder (class folders are "
+                                                             "resized; other sources keep their size)")
+        validate_threat(self.dataset, self.model, self.attack, self.attack_params, self.target_class,
+                        self.data_root, self.image_size)
         check_rate("poison_rate", self.poison_rate)
         check_choice("label_mode", self.label_mode, ("auto", "dirty", "clean"))
         check_positive_int("epochs", self.epochs)

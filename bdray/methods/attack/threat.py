@@ -60,7 +60,7 @@ def poisoned_set(cfg: BackdoorConfig, ctx: RunContext, trigger_state: Optional[D
     """The poisoned training split of ``cfg`` on the context's device -- the same samples, indices
     and trigger for the attack's training and for every training-time defense; ``trigger_state``
     (from the attack artifact) rebuilds an optimised trigger exactly."""
-    data = load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.val_fraction).to(ctx.device)
+    data = load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.val_fraction, cfg.image_size).to(ctx.device)
     trigger = attack_trigger(cfg, data.image_shape, ctx=ctx, data=data, state=trigger_state or None)
     poisoned = poison_split(data.train, trigger, rate=cfg.poison_rate, target_class=cfg.target_class,
                             label_mode=resolved_label_mode(cfg, trigger), seed=cfg.seed)
@@ -119,7 +119,7 @@ def backdoored_model(cfg: BackdoorConfig, ctx: RunContext, with_trigger_state: b
         mean = state["model"]["mean"].flatten().tolist()
         std = state["model"]["std"].flatten().tolist()
     else:
-        data = load_dataset(cfg.dataset, cfg.data_root, cfg.download)
+        data = load_dataset(cfg.dataset, cfg.data_root, cfg.download, image_size=cfg.image_size)
         shape, num_classes, mean, std = data.image_shape, data.num_classes, data.mean, data.std
     model = create_model(cfg.model, shape, num_classes, mean, std)
     model.load_state_dict(state["model"])
@@ -142,6 +142,6 @@ class Threat:
 
 def load_threat(cfg: BackdoorConfig, ctx: RunContext) -> Threat:
     model, metrics, trigger_state = backdoored_model(cfg, ctx, with_trigger_state=True)
-    data = load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.val_fraction).to(ctx.device)
+    data = load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.val_fraction, cfg.image_size).to(ctx.device)
     trigger = attack_trigger(cfg, data.image_shape, state=trigger_state)
     return Threat(model, metrics, data, trigger, cfg.target_class)

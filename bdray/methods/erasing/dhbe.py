@@ -16,7 +16,7 @@ from typing import Any, Dict, NamedTuple, Optional, Tuple
 import torch
 
 from bdray.config import ConfigError, check_choice, check_non_negative, check_number, check_positive, check_positive_int
-from bdray.data import KNOWN_SHAPES
+from bdray.data import dataset_shape
 from bdray.methods.attack.backdoor import BackdoorConfig
 from bdray.methods.attack.threat import load_threat
 from bdray.methods.common import seed_everything
@@ -74,8 +74,9 @@ class DHBEConfig(TrainSettings):
             raise ConfigError("trigger_generator", self.trigger_generator,
                               "True when lambda_abr > 0 (the regulariser needs generated triggers)")
         check_positive_int("trigger_gen_size", self.trigger_gen_size)
-        if self.backdoor.dataset in KNOWN_SHAPES:
-            _, h, w = KNOWN_SHAPES[self.backdoor.dataset][0]
+        known = dataset_shape(self.backdoor.dataset, self.backdoor.data_root, self.backdoor.image_size)
+        if known is not None:
+            _, h, w = known[0]
             if self.trigger_gen_size > min(h, w):
                 raise ConfigError("trigger_gen_size", self.trigger_gen_size,
                                   f"at most the image side {min(h, w)} of {self.backdoor.dataset}")
