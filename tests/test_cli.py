@@ -49,3 +49,24 @@ def test_search_flags_reach_the_sweep_and_bad_ones_fail_in_one_line(tmp_path, ca
         assert dhbe_lr.main(["--smoke-test", "--storage-path", str(tmp_path), *bad]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith(f"error: invalid {named}="), err
+
+
+def test_help_lists_every_registered_attack_dataset_and_model_and_unknown_names_get_the_nearest():
+    import argparse
+
+    from bdray.attacks.specs import ATTACKS
+    from bdray.claims.__main__ import parse_args
+    from bdray.config import ConfigError
+    from bdray.data import DATASETS
+    from bdray.models import MODELS
+    from bdray.sweep.cli import add_common_args
+
+    text = " ".join(add_common_args(argparse.ArgumentParser()).format_help().split())
+    for registry in (ATTACKS, DATASETS, MODELS):
+        missing = [name for name in registry.names() if name not in text]
+        assert not missing, f"--help leaves out these {registry.kind}s: {missing}"
+    assert "WRN-16-1" in text and "your image files" in text  # the one-line descriptions are there
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    with pytest.raises(ConfigError, match=r"nearest: badnets"):
+        ATTACKS.get("badnet", field="attack")

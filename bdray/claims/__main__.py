@@ -8,13 +8,16 @@ from bdray.config import ConfigError
 
 
 def parse_args(argv=None):
+    from bdray.data import DATASETS
+    from bdray.models import MODELS
+
     p = argparse.ArgumentParser(prog="python -m bdray.claims", description=__doc__)
-    p.add_argument("--dataset", default="digits", help="digits (embedded), npz, mnist, cifar10, ...")
+    p.add_argument("--dataset", default="digits", help=f"one of: {DATASETS.help()}")
     p.add_argument("--data-root", default=None, help="the .npz file for --dataset npz; a folder or archive of "
                                                      "train/<class>/* and test/<class>/* for --dataset folder")
     p.add_argument("--image-size", type=int, default=None, help="--dataset folder: resize every image to N×N")
     p.add_argument("--download", action="store_true")
-    p.add_argument("--model", default=None, help="override the preset's model")
+    p.add_argument("--model", default=None, help=f"override the preset's model, one of: {MODELS.help()}")
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (attack and defense)")
     p.add_argument("--methods", nargs="*", default=None, help="defense labels (default: all)")
     p.add_argument("--budget", choices=("smoke", "cpu", "paper", "paper-cpu"), default="cpu",

@@ -10,13 +10,14 @@ from bdray.data.splits import Dataset, Split, to_float, to_uint8, with_validatio
 from bdray.registry import Registry
 
 DATASETS: Registry = Registry("dataset")
-DATASETS.register("digits", load_digits)
-DATASETS.register("mnist", load_mnist)
-DATASETS.register("cifar10", load_cifar10)
-DATASETS.register("cifar100", load_cifar100)
-DATASETS.register("gtsrb", load_gtsrb)
-DATASETS.register("npz", load_npz)
-DATASETS.register("folder", load_folder)
+DATASETS.register("digits", load_digits, description="embedded 16×16 handwritten digits, no download")
+DATASETS.register("mnist", load_mnist, description="torchvision")
+DATASETS.register("cifar10", load_cifar10, description="torchvision")
+DATASETS.register("cifar100", load_cifar100, description="torchvision")
+DATASETS.register("gtsrb", load_gtsrb, description="torchvision, resized to 32×32")
+DATASETS.register("npz", load_npz, description="your arrays: --data-root FILE.npz")
+DATASETS.register("folder", load_folder, description="your image files: --data-root a folder or archive of "
+                                                     "train/<class>/*, test/<class>/*")
 
 # Image shape (C, H, W) and class count of each dataset, known without loading it, so that
 # configs can be validated (trigger fits the image, target class exists) before any work.

@@ -11,11 +11,13 @@ from bdray.models.wrn import wrn_16_1
 from bdray.registry import Registry
 
 MODELS: Registry = Registry("model")
-MODELS.register("small_cnn", lambda in_channels, num_classes, image_size: SmallCNN(in_channels, num_classes))
-MODELS.register("resnet18", resnet18)
-MODELS.register("preact_resnet18", preact_resnet18)
-MODELS.register("wrn_16_1", wrn_16_1)
-MODELS.register("resnet9", lambda in_channels, num_classes, image_size: ResNet9(in_channels, num_classes))
+MODELS.register("small_cnn", lambda in_channels, num_classes, image_size: SmallCNN(in_channels, num_classes),
+                description="a small CNN for CPU budgets (the default)")
+MODELS.register("resnet18", resnet18, description="ResNet-18, CIFAR variant")
+MODELS.register("preact_resnet18", preact_resnet18, description="PreAct-ResNet-18 (BackdoorBench's model)")
+MODELS.register("wrn_16_1", wrn_16_1, description="WRN-16-1 (the NAD and ABL papers' model)")
+MODELS.register("resnet9", lambda in_channels, num_classes, image_size: ResNet9(in_channels, num_classes),
+                description="ResNet9 (the DBA paper's backbone)")
 
 
 def create_model(name: str, image_shape: Tuple[int, int, int], num_classes: int,

@@ -12,15 +12,19 @@ from bdray.sweep.spec import DEFAULT_STORAGE, SAMPLERS, SCHEDULERS
 
 def add_common_args(parser: argparse.ArgumentParser, default_samples: int = 6) -> argparse.ArgumentParser:
     """The run flags plus the attack flags (dataset, model, attack, poisoning)."""
+    from bdray.attacks.specs import ATTACKS
+    from bdray.data import DATASETS
+    from bdray.models import MODELS
+
     add = parser.add_argument
-    add("--dataset", default="digits", help="digits (embedded), mnist, cifar10, cifar100, gtsrb, npz")
+    add("--dataset", default="digits", help=f"one of: {DATASETS.help()}")
     add("--data-root", default=None, help="data folder; the .npz file for --dataset npz; for --dataset folder a "
                                            "folder or .tar/.tar.gz/.zip archive of train/<class>/* and test/<class>/*")
     add("--image-size", type=int, default=None, help="--dataset folder: resize every image to N×N (for images of "
                                                      "mixed sizes)")
     add("--download", action="store_true", help="let torchvision download the dataset")
-    add("--model", default=None, help="small_cnn, resnet18, preact_resnet18, wrn_16_1")
-    add("--attack", default="badnets", help="badnets, blend, sig, wanet, trojan, clean_label")
+    add("--model", default=None, help=f"override the preset's model, one of: {MODELS.help()}")
+    add("--attack", default="badnets", help=f"one of: {ATTACKS.help()}")
     add("--poison-rate", type=float, default=0.1)
     add("--target-class", type=int, default=0)
     add("--trigger-size", type=int, default=None)
