@@ -54,6 +54,19 @@ PAPER_CLEAN_SHARES: Dict[str, float] = {
 }
 
 
+# the fine-tuning baselines' epoch at the paper budgets ("paper", "paper-cpu"): the DHBE paper's
+# appendix trains fine-tuning, fine-pruning, NAD (and Neural Cleanse's fine-tuning) 20 epochs of
+# 2,000 samples at batch 64 whatever the clean share (the subset repeated up to 2,000), so 4 % and
+# 1 % clean data get the same ~625 steps: a count, as in the paper, not a share of the training
+# set.  The cpu budget keeps the methods' 500-sample epoch (sized for the embedded digits).
+PAPER_EPOCH_SAMPLES: Dict[str, int] = {"finetune": 2000, "fineprune": 2000, "nad": 2000, "neural_cleanse": 2000}
+
+
+def paper_epoch_fields(method: str) -> Dict[str, Any]:
+    """``samples_per_epoch`` of ``method`` at the paper budgets (``PAPER_EPOCH_SAMPLES``), if any."""
+    return {"samples_per_epoch": PAPER_EPOCH_SAMPLES[method]} if method in PAPER_EPOCH_SAMPLES else {}
+
+
 # method -> its paper's settings where they differ from the CPU-sized defaults: the "paper" budget
 # (DHBE: CIFAR-10, batch 256, 300 epochs × 50 iterations, generator width 128; DBA: the paper's
 # ResNet9 with Adam at a constant lr 1e-3, for the face sets)
@@ -95,10 +108,11 @@ def method_preset(method: str, dataset: str, data_root: str | None = None, budge
     settings at the paper budget, else the data family's ``METHOD_PRESETS`` fields (and at
     ``paper-cpu`` the paper's clean share, ``PAPER_CLEAN_SHARES``)."""
     if budget == "paper":
-        return dict(PAPER_SETTINGS.get(method, {}))
+        return {**paper_epoch_fields(method), **PAPER_SETTINGS.get(method, {})}
     fields = dict(METHOD_PRESETS.get(family_of(image_shape_of(dataset, data_root, image_size)), {}).get(method, {}))
     if budget == "paper-cpu" and method in PAPER_CLEAN_SHARES:
         fields["clean_fraction"] = PAPER_CLEAN_SHARES[method]
+        fields.update(paper_epoch_fields(method))
     return fields
 
 
@@ -116,7 +130,7 @@ def method_config(method: str, backdoor=None, budget: str = "cpu", smoke: bool =
         fields.update(backdoor=backdoor, **method_preset(method, backdoor.dataset, backdoor.data_root, budget,
                                                                     backdoor.image_size))
     elif budget == "paper":
-        fields.update(PAPER_SETTINGS.get(method, {}))
+        fields.update(paper_epoch_fields(method), **PAPER_SETTINGS.get(method, {}))
     if smoke:
         fields.update(SMOKE_SETTINGS.get(method, {}))
     return cls(**{**fields, **values})
@@ -189,6 +203,6 @@ def describe(family: str, values: Dict[str, Any], budget: str = "cpu") -> str:
     methods = {m: dict(f) for m, f in METHOD_PRESETS.get(family, {}).items()} if budget != "paper" else {}
     if budget == "paper-cpu":
         for m, share in PAPER_CLEAN_SHARES.items():
-            methods.setdefault(m, {})["clean_fraction"] = share
+            methods.setdefault(m, {}).update(clean_fraction=share, **paper_epoch_fields(m))
     extra = "".join(f"; {m}: " + ", ".join(f"{k}={v}" for k, v in fields.items()) for m, fields in methods.items())
     return f"preset '{family}': {shown}{extra}"

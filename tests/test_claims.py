@@ -140,3 +140,41 @@ def test_method_presets_follow_the_image_shape(tmp_path):
                                            methods=["pt"]) if lab == "pt"]
     assert pt[0].partial_epochs == 10
     assert "pt: partial_epochs=10" in describe("colour32", {}, "cpu") and "pt" not in describe("colour32", {}, "paper")
+
+
+def test_paper_budgets_take_the_papers_clean_share_and_epoch(tmp_path):
+    import numpy as np
+
+    from bdray.presets import describe, method_preset
+
+    path = tmp_path / "colour.npz"
+    np.savez(path, x=np.zeros((20, 32, 32, 3), np.uint8), y=np.arange(20) % 2)
+    colour = BackdoorConfig(dataset="npz", data_root=str(path))
+    runs = {lab: cfg for _, (lab, _, cfg) in plan(colour, [0], "paper-cpu", methods=["nad_5pct", "finetune", "anp"])}
+    # the papers' clean counts, not the labels' (finetune's label says 4 %), and DHBE's 2,000-sample epoch
+    assert runs["finetune"].clean_fraction == 0.05 and runs["finetune"].samples_per_epoch == 2000
+    assert runs["nad_5pct"].samples_per_epoch == 2000 and runs["anp"].clean_fraction == 0.01
+    cpu = {lab: cfg for _, (lab, _, cfg) in plan(colour, [0], "cpu", methods=["finetune"])}
+    assert cpu["finetune"].samples_per_epoch == 500 and cpu["finetune"].clean_fraction == 0.04
+    assert method_preset("nad", "npz", str(path), "paper")["samples_per_epoch"] == 2000
+    assert "nad: clean_fraction=0.05, samples_per_epoch=2000" in describe("colour32", {}, "paper-cpu")
+
+
+def test_seed_list_runs_exactly_the_seeds_named(monkeypatch, capsys):
+    import bdray.claims as claims
+
+    class Called(Exception):
+        pass
+
+    def fake_run_claims(backdoor, seeds, *args, **kwargs):
+        raise Called(seeds)
+
+    monkeypatch.setattr(claims, "run_claims", fake_run_claims)
+    with pytest.raises(Called) as called:
+        main(["--budget", "smoke", "--seed-list", "1", "3"])
+    assert called.value.args[0] == [1, 3]
+    with pytest.raises(Called) as called:
+        main(["--budget", "smoke", "--seeds", "2"])
+    assert called.value.args[0] == [0, 1]
+    assert main(["--budget", "smoke", "--seed-list", "-1"]) == 2
+    assert "--seed-list" in capsys.readouterr().err

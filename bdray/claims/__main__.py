@@ -19,6 +19,9 @@ def parse_args(argv=None):
     p.add_argument("--download", action="store_true")
     p.add_argument("--model", default=None, help=f"override the preset's model, one of: {MODELS.help()}")
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (attack and defense)")
+    p.add_argument("--seed-list", type=int, nargs="+", default=None, metavar="SEED",
+                   help="run exactly these seeds instead of 0..N-1 (e.g. seed 1 alone on a second machine); "
+                        "runs already under --out are reused, claims.md judges the seeds of this call")
     p.add_argument("--methods", nargs="*", default=None, help="defense labels (default: all)")
     p.add_argument("--budget", choices=("smoke", "cpu", "paper", "paper-cpu"), default="cpu",
                    help="paper-cpu: the papers' model (32×32 colour: WRN-16-1) and clean counts, CPU-sized epochs")
@@ -57,7 +60,11 @@ def main(argv=None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    doc = run_claims(backdoor, list(range(args.seeds)), args.budget, out, methods=args.methods,
+    seeds = args.seed_list if args.seed_list else list(range(args.seeds))
+    if any(seed < 0 for seed in seeds):
+        print(f"error: --seed-list: seeds must be ≥ 0, got {seeds}", file=sys.stderr)
+        return 2
+    doc = run_claims(backdoor, seeds, args.budget, out, methods=args.methods,
                      executor=args.executor, clean_cost=not args.no_clean_cost, threads=args.threads,
                      attributes=attributes)
     from bdray.claims.harness import markdown

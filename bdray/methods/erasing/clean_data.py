@@ -24,9 +24,9 @@ from bdray.train.schedules import step_lr_factor
 
 @dataclasses.dataclass
 class ErasingConfig(AugmentedTrainSettings):
-    """Fields of every clean-data baseline.  Defaults follow methods.md §3.2 (SGD lr 0.01, momentum
+    """Fields of every clean-data baseline.  Defaults follow the DHBE paper's appendix (SGD lr 0.01, momentum
     0.9, 20 epochs, batch 64, lr ×0.1 at epochs 10 and 15) with 500 samples per epoch for the
-    embedded digits (the paper: 2000 for CIFAR-10)."""
+    embedded digits; the paper budgets take the paper's 2,000 (``presets.PAPER_EPOCH_SAMPLES``)."""
 
     backdoor: BackdoorConfig = dataclasses.field(default_factory=BackdoorConfig)
     clean_fraction: float = 0.04   # share of the training set the defender holds clean (4 % or 1 %)
